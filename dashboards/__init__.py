@@ -1,0 +1,1 @@
+"""Streamlit dashboards (filled by the dashboard issue)."""

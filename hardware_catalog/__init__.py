@@ -1,0 +1,1 @@
+"""Hardware catalogue: YAML data and its schema (filled by the planner issue)."""

@@ -1,0 +1,1 @@
+"""backplan planner: profiler, capacity model, TCO, recommender and the CLI."""

@@ -1,0 +1,53 @@
+"""The ``backplan`` command line: a thin click layer over the importable core.
+
+One module per command group. This package is the only place that turns
+:class:`runtime.errors.BackplanError` into an exit code and a one-line message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from runtime.errors import BackplanError
+
+
+class _Group(click.Group):
+    """A click group that turns backplan errors into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BackplanError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """backplan: verifier-guided backtracking on llama.cpp, measured and planned."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    from planner.cli import demo, generate, models
+
+    cli.add_command(models.models)
+    cli.add_command(generate.generate)
+    cli.add_command(demo.demo)
+
+
+def main() -> None:
+    _register()
+    cli(prog_name="backplan")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,256 @@
+"""The runtime's front door: load a model and a verifier once, then generate or stream.
+
+``Runtime(RuntimeSettings(...))`` is what the CLI, the profiler and the server use; settings
+are a pydantic model and the single source of truth for defaults and help text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import logging
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.engine.chat import chat_prompt_tokens
+from runtime.engine.llama import Context, Model
+from runtime.errors import ContextOverflowError, UsageError
+from runtime.models.fetch import model_path
+from runtime.models.registry import DEFAULT_MODEL
+from runtime.samplers.choice import SamplingParams, TokenChooser
+from runtime.samplers.state import DecodeState
+from runtime.samplers.strategies import (
+    Strategy,
+    ThresholdParams,
+    VGBParams,
+    make_strategy,
+)
+from runtime.samplers.trace import Trace
+from runtime.verifiers.base import Verifier, VerifierStats
+from runtime.verifiers.factory import SPEC_HELP, build_verifier
+
+log = logging.getLogger(__name__)
+
+StrategyName = Literal["plain", "threshold", "vgb"]
+
+
+class RuntimeSettings(BaseModel):
+    """What to load and how to decode. Every CLI flag of ``generate`` maps to one field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        DEFAULT_MODEL, description="Registry name, path to a .gguf, or hf:REPO/FILE."
+    )
+    verifier: str = Field("none", description=SPEC_HELP)
+    strategy: StrategyName = Field("plain", description="plain, threshold or vgb.")
+    n_ctx: int = Field(2048, ge=64, le=131072, description="Context length in tokens.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores).")
+    n_gpu_layers: int | None = Field(
+        None,
+        description="Layers to offload (default: all when the build has a GPU backend, else none).",
+    )
+    syntax_mode: Literal["code", "fenced"] = Field(
+        "fenced", description="Syntax verifier: whole output is code, or only Markdown fences."
+    )
+    verifier_block: int = Field(
+        16, ge=1, le=256, description="Tokens a verifier model evaluates per batch."
+    )
+    threshold: ThresholdParams = Field(default_factory=ThresholdParams)
+    vgb: VGBParams = Field(default_factory=VGBParams)
+
+
+class Generation(BaseModel):
+    """A finished generation: its text, its tokens and its trace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    tokens: list[int]
+    trace: Trace
+
+
+class GenerationStream:
+    """Iterate to receive committed text as it becomes final; ``result`` is set at the end."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        state: DecodeState,
+        strategy: Strategy,
+        max_tokens: int,
+        t_start: float,
+        ver_before: VerifierStats | None,
+        fwd_before: int,
+    ) -> None:
+        self._rt = runtime
+        self._state = state
+        self._strategy = strategy
+        self._max_tokens = max_tokens
+        self._t_start = t_start
+        self._ver_before = ver_before
+        self._fwd_before = fwd_before
+        self.result: Generation | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        state = self._state
+        model = self._rt.model
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        sent = 0
+        for committed in self._strategy.run(state, self._max_tokens):
+            if committed > sent:
+                chunk = decoder.decode(
+                    b"".join(model.piece(t) for t in state.tokens[sent:committed])
+                )
+                sent = committed
+                if chunk:
+                    yield chunk
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+        self.result = self._finish()
+
+    def _finish(self) -> Generation:
+        state, trace = self._state, self._state.trace
+        trace.emitted_tokens = len(state.tokens)
+        trace.main_forward_tokens = self._rt.ctx.forward_tokens - self._fwd_before
+        ver = self._rt.verifier
+        if ver is not None and self._ver_before is not None:
+            now, before = ver.stats, self._ver_before
+            trace.verifier_calls = now.calls - before.calls
+            trace.verifier_forward_tokens = now.forward_tokens - before.forward_tokens
+            trace.verifier_prompt_tokens = now.prompt_tokens - before.prompt_tokens
+            trace.head_evals = now.head_evals - before.head_evals
+        trace.seconds.total_s = time.perf_counter() - self._t_start
+        text = self._rt.model.detokenize(state.tokens)
+        return Generation(text=text, tokens=list(state.tokens), trace=trace)
+
+    def collect(self) -> Generation:
+        for _ in self:
+            pass
+        assert self.result is not None
+        return self.result
+
+
+class Runtime:
+    """One loaded main model (plus verifier) ready to generate, one request at a time."""
+
+    def __init__(
+        self,
+        settings: RuntimeSettings | None = None,
+        *,
+        model: Model | None = None,
+        verifier: Verifier | None = None,
+    ) -> None:
+        self.settings = s = settings or RuntimeSettings()
+        self.model_file = model.path if model is not None else model_path(s.model)
+        self.model = model or Model(self.model_file, n_gpu_layers=s.n_gpu_layers)
+        self._owned: list[Model] = []
+        if verifier is None:
+            verifier = build_verifier(
+                s.verifier,
+                self.model,
+                n_ctx=s.n_ctx,
+                n_threads=s.n_threads,
+                syntax_mode=s.syntax_mode,
+                block=s.verifier_block,
+                load_model=self._load_verifier_model,
+            )
+        self.verifier = verifier
+        self.strategy = make_strategy(s.strategy, threshold=s.threshold, vgb=s.vgb)
+        self.ctx = Context(
+            self.model,
+            n_ctx=s.n_ctx,
+            n_threads=s.n_threads,
+            embeddings=bool(verifier and verifier.needs_hidden),
+        )
+
+    def _load_verifier_model(self, ref: str) -> Model:
+        path = model_path(ref)
+        if path == self.model_file:
+            log.info(
+                "verifier model %s is the main model's file: loading a second copy "
+                "(its own weights, context and KV cache, as the seed's setup)",
+                ref,
+            )
+        m = Model(path, n_gpu_layers=self.settings.n_gpu_layers)
+        self._owned.append(m)
+        return m
+
+    @property
+    def verifier_name(self) -> str:
+        return self.verifier.name if self.verifier is not None else "none"
+
+    # -- prompts --------------------------------------------------------------------------------
+    def prompt_tokens(
+        self, prompt: str, *, chat: bool = True, system: str | None = None
+    ) -> list[int]:
+        if not prompt or not prompt.strip():
+            raise UsageError("the prompt is empty; pass the text to continue or a question")
+        if chat:
+            messages = [{"role": "system", "content": system}] if system else []
+            messages.append({"role": "user", "content": prompt})
+            return chat_prompt_tokens(self.model, messages)
+        return self.model.tokenize(prompt, add_special=True, parse_special=False)
+
+    # -- generation -----------------------------------------------------------------------------
+    def stream(
+        self,
+        prompt_tokens: Sequence[int],
+        *,
+        max_tokens: int = 128,
+        sampling: SamplingParams | None = None,
+        seed: int | None = None,
+    ) -> GenerationStream:
+        if not prompt_tokens:
+            raise UsageError("the prompt is empty; pass the text to continue or a question")
+        if max_tokens < 1:
+            raise UsageError("max_tokens must be at least 1")
+        room = self.ctx.n_ctx - len(prompt_tokens)
+        if room < 1:
+            raise ContextOverflowError(
+                f"the prompt has {len(prompt_tokens)} tokens and the context holds "
+                f"{self.ctx.n_ctx}; shorten the prompt or raise --n-ctx"
+            )
+        if max_tokens > room:
+            log.info("max_tokens %d clamped to the %d tokens left in the context", max_tokens, room)
+            max_tokens = room
+        sampling = sampling or SamplingParams()
+        if seed is None:
+            seed = secrets.randbits(31)
+        trace = Trace(strategy=self.strategy.name, verifier=self.verifier_name, seed=seed)
+        chooser = TokenChooser(sampling, np.random.default_rng(seed))
+        state = DecodeState(
+            self.model,
+            self.ctx,
+            self.verifier,
+            chooser,
+            trace,
+            keep_logits=self.strategy.keep_logits,
+        )
+        ver_before = dataclasses.replace(self.verifier.stats) if self.verifier else None
+        fwd_before = self.ctx.forward_tokens
+        t0 = time.perf_counter()
+        state.start(prompt_tokens)
+        return GenerationStream(self, state, self.strategy, max_tokens, t0, ver_before, fwd_before)
+
+    def generate(self, prompt_tokens: Sequence[int], **kwargs: object) -> Generation:
+        return self.stream(prompt_tokens, **kwargs).collect()  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self.verifier is not None:
+            self.verifier.close()
+        self.ctx.close()
+        for m in self._owned:
+            m.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,243 @@
+"""Decoding strategies: plain, threshold backtracking (the seed's), and VGB (arXiv 2510.03149).
+
+A strategy drives a :class:`~runtime.samplers.state.DecodeState` and yields the committed
+length each time it grows: tokens below it can no longer be rolled back, so streaming may
+release them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.samplers.state import DecodeState
+
+
+class Strategy(ABC):
+    name: str = "strategy"
+    #: logits kept per position so a rollback does not re-evaluate (0: none needed)
+    keep_logits: int = 0
+
+    @abstractmethod
+    def run(self, state: DecodeState, max_tokens: int) -> Iterator[int]:
+        """Generate; yield the committed length whenever it grows; set the finish reason."""
+
+    def _final_value(self, state: DecodeState) -> None:
+        if state.verifier is not None:
+            state.score_pending()
+            state.trace.final_value = state.value_at(len(state.tokens))
+
+
+class PlainStrategy(Strategy):
+    """Sample and append; a verifier, if any, only scores (for measurement), never acts."""
+
+    name = "plain"
+
+    def run(self, state: DecodeState, max_tokens: int) -> Iterator[int]:
+        state.trace.finish_reason = "length"
+        while len(state.tokens) < max_tokens:
+            tok = state.sample()
+            if state.is_end(tok):
+                state.trace.finish_reason = "stop"
+                break
+            state.push(tok, keep_logits=False)
+            yield len(state.tokens)
+        self._final_value(state)
+
+
+class ThresholdParams(BaseModel):
+    """The seed's backtracking: reject below the threshold, roll back k, ban, regenerate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Reject values below this (default: the verifier's calibrated threshold).",
+    )
+    rollback_tokens: int = Field(
+        1, ge=1, le=64, description="k: tokens removed per rejection, counting the flagged one."
+    )
+    max_backtracks: int = Field(16, ge=0, description="Budget of rejections per generation.")
+    block: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Tokens generated between verifier calls (default: "
+        "the verifier's preferred batch).",
+    )
+
+
+class ThresholdStrategy(Strategy):
+    name = "threshold"
+
+    def __init__(self, params: ThresholdParams | None = None) -> None:
+        self.params = params or ThresholdParams()
+        self.keep_logits = self.params.rollback_tokens + (self.params.block or 16) + 1
+
+    def run(self, state: DecodeState, max_tokens: int) -> Iterator[int]:
+        p = self.params
+        ver = state.verifier
+        if ver is None:
+            yield from PlainStrategy().run(state, max_tokens)
+            return
+        threshold = ver.threshold if p.threshold is None else p.threshold
+        block = p.block or ver.preferred_block
+        if state.cache is not None:
+            state.cache.keep_last = max(state.cache.keep_last, block + p.rollback_tokens + 1)
+        budget = p.max_backtracks
+        committed = 0
+        trace = state.trace
+        while True:
+            stopped = False
+            start = len(state.tokens)
+            while len(state.tokens) < max_tokens and len(state.tokens) - start < block:
+                tok = state.sample()
+                if state.is_end(tok):
+                    stopped = True
+                    break
+                state.push(tok)
+            vals = state.score_pending()
+            base = len(state.tokens) - len(vals)
+            flagged = -1
+            if budget > 0:
+                below = np.flatnonzero(vals < threshold)
+                if below.size:
+                    flagged = base + int(below[0])
+            if flagged >= 0:
+                budget -= 1
+                trace.rejected_tokens += 1
+                state.ban(flagged, state.tokens[flagged])
+                state.rollback_to(max(committed, flagged - p.rollback_tokens + 1))
+                continue
+            done = stopped or len(state.tokens) >= max_tokens
+            if done:
+                trace.finish_reason = "stop" if stopped else "length"
+                break
+            safe = len(state.tokens) if budget == 0 else len(state.tokens) - p.rollback_tokens + 1
+            if safe > committed:
+                committed = safe
+                yield committed
+        yield len(state.tokens)
+        self._final_value(state)
+
+
+class VGBParams(BaseModel):
+    """Verifier-guided backtracking (VGB): a random walk on the tree of partial generations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action_tokens: int = Field(16, ge=1, le=256, description="Most tokens in one action.")
+    line_actions: bool = Field(True, description="An action also ends after a newline.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Walk steps before finishing plainly (default: 4 x max_tokens)."
+    )
+    window: int | None = Field(
+        None,
+        ge=1,
+        description="Never step back more than this many actions below "
+        "the deepest point reached, so output can stream; "
+        "unset: exact walk, output at the end.",
+    )
+
+
+class VGBStrategy(Strategy):
+    """From prefix u the walk proposes a child c ~ pi(. | u) (one action) and moves back with
+    probability V(u) / (V(u) + V(c)), else to c: the one-proposal estimate of the
+    Sinclair-Jerrum step (DESIGN.md). The root never steps back; a finished prefix is accepted
+    with probability 1/2, else the walk steps back.
+    """
+
+    name = "vgb"
+
+    def __init__(self, params: VGBParams | None = None) -> None:
+        self.params = params or VGBParams()
+        self.keep_logits = self.params.action_tokens + 1
+
+    def _action(self, state: DecodeState, max_tokens: int) -> bool:
+        """Sample one action; return True when it ended the generation (end of text)."""
+        p = self.params
+        start = len(state.tokens)
+        while len(state.tokens) < max_tokens and len(state.tokens) - start < p.action_tokens:
+            tok = state.sample()
+            if state.is_end(tok):
+                return True
+            state.push(tok, keep_logits=False)
+            if p.line_actions and b"\n" in state.model.piece(tok):
+                break
+        if state.cache is not None:
+            state.cache.put(len(state.tokens), state.ctx.logits(), pin=True)
+        return False
+
+    def run(self, state: DecodeState, max_tokens: int) -> Iterator[int]:
+        p = self.params
+        ver = state.verifier
+        rng: np.random.Generator = state.chooser.rng
+        max_steps = p.max_steps or 4 * max_tokens
+        bounds = [0]  # token length at each depth of the walk
+        ended = [False]  # whether the prefix at that depth is finished (end of text)
+        deepest = 0
+        floor = 0
+        steps = 0
+        trace = state.trace
+        while True:
+            depth = len(bounds) - 1
+            length = bounds[-1]
+            leaf = ended[-1] or length >= max_tokens
+            if leaf:
+                if depth <= floor or steps >= max_steps or rng.random() < 0.5:
+                    trace.finish_reason = "stop" if ended[-1] else "length"
+                    break
+                steps += 1
+                trace.rejected_tokens += 1
+                state.rollback_to(bounds[-2])
+                bounds.pop()
+                ended.pop()
+                continue
+            end = self._action(state, max_tokens)
+            steps += 1
+            if ver is not None:
+                vals = state.score_pending()
+                v_child = float(vals[-1]) if len(vals) else state.value_at(length)
+            else:
+                v_child = 1.0
+            go_back = False
+            if depth > floor and steps < max_steps and ver is not None:
+                v_here = state.value_at(length)
+                total = v_here + v_child
+                p_back = 0.5 if total <= 0.0 else v_here / total
+                go_back = bool(rng.random() < p_back)
+            if go_back:
+                trace.rejected_tokens += 1
+                state.rollback_to(bounds[-2])
+                bounds.pop()
+                ended.pop()
+                continue
+            bounds.append(len(state.tokens))
+            ended.append(end)
+            if len(bounds) - 1 > deepest:
+                deepest = len(bounds) - 1
+                if p.window is not None and deepest - p.window > floor:
+                    floor = deepest - p.window
+                    yield bounds[floor]
+        trace.walk_steps = steps
+        yield len(state.tokens)
+        self._final_value(state)
+
+
+def make_strategy(
+    name: str, *, threshold: ThresholdParams | None = None, vgb: VGBParams | None = None
+) -> Strategy:
+    from runtime.errors import UsageError
+
+    if name == "plain":
+        return PlainStrategy()
+    if name == "threshold":
+        return ThresholdStrategy(threshold)
+    if name == "vgb":
+        return VGBStrategy(vgb)
+    raise UsageError(f"unknown strategy {name!r}; choose plain, threshold or vgb")

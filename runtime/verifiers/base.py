@@ -1,0 +1,64 @@
+"""The incremental verifier interface every verifier implements.
+
+A verifier follows the prefix being generated: ``begin`` with the prompt, ``extend`` with new
+tokens, ``rollback`` by n tokens. ``values`` scores the prefixes ending at each token added
+since the previous call, in [0, 1] (a process verifier's value: the probability that a
+completion from there ends correct). Verifiers may defer work until ``values`` is called, so a
+model-based verifier evaluates its pending tokens in one batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class VerifierStats:
+    """Work a verifier did; the sampler copies it into the trace."""
+
+    calls: int = 0
+    forward_tokens: int = 0
+    prompt_tokens: int = 0
+    head_evals: int = 0
+    seconds: float = 0.0
+
+
+class Verifier(ABC):
+    """Scores prefixes incrementally. Subclasses keep their own state in step with the sampler."""
+
+    name: str = "verifier"
+    #: True when the verifier reads the main model's last hidden state (the latent head).
+    needs_hidden: bool = False
+    #: How many tokens the sampler should gather before asking for values (1 = every token).
+    preferred_block: int = 1
+
+    def __init__(self) -> None:
+        self.stats = VerifierStats()
+
+    @property
+    def threshold(self) -> float:
+        """Values below this count as a rejection for the threshold strategy."""
+        return 0.5
+
+    @abstractmethod
+    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
+        """Start a new generation after ``prompt_tokens``; return V(prompt)."""
+
+    @abstractmethod
+    def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
+        """Append tokens (with the main model's hidden states, shape (n, n_embd), if needed)."""
+
+    @abstractmethod
+    def values(self) -> np.ndarray:
+        """Values of the prefixes ending at each token extended since the last call."""
+
+    @abstractmethod
+    def rollback(self, n: int) -> None:
+        """Forget the last ``n`` tokens (scored or not)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most verifiers hold nothing
+        """Release resources (a verifier model's context)."""

@@ -1,0 +1,89 @@
+"""Build a verifier from its command-line spelling.
+
+Grammar: ``none`` | ``syntax`` | ``latent[=HEAD]`` | ``model:NAME[=HEAD]``, joined with ``+``
+to stack several (values multiply). HEAD is a head file, or ``constant`` for a head that never
+rejects (to measure cost alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from runtime.engine.llama import Model
+from runtime.errors import HeadError, UsageError
+from runtime.verifiers.base import Verifier
+from runtime.verifiers.head import ValueHead
+from runtime.verifiers.latent import LatentVerifier
+from runtime.verifiers.separate import SeparateModelVerifier
+from runtime.verifiers.stack import StackedVerifier
+from runtime.verifiers.syntax import PythonSyntaxVerifier
+
+SPEC_HELP = (
+    "none | syntax | latent[=HEAD] | model:NAME[=HEAD], '+' to stack; HEAD is a head "
+    "file or 'constant' (never rejects: measures cost only)"
+)
+
+
+def _head(ref: str | None, n_embd: int, what: str) -> ValueHead:
+    if ref is None:
+        raise HeadError(
+            f"no trained head is shipped for {what} yet; pass one as "
+            f"'{what}=PATH.npz', or '{what}=constant' to measure cost without rejecting"
+        )
+    if ref == "constant":
+        return ValueHead.constant(n_embd)
+    head = ValueHead.load(Path(ref))
+    head.check_model(n_embd)
+    return head
+
+
+def build_verifier(
+    spec: str,
+    main: Model,
+    *,
+    n_ctx: int,
+    n_threads: int | None = None,
+    syntax_mode: Literal["code", "fenced"] = "fenced",
+    prefix_code: str = "",
+    block: int = 16,
+    load_model: Callable[[str], Model] | None = None,
+) -> Verifier | None:
+    """The verifier ``spec`` names, wired to ``main``; None for ``none``."""
+    spec = spec.strip()
+    if not spec or spec == "none":
+        return None
+    parts = [s.strip() for s in spec.split("+") if s.strip()]
+    built: list[Verifier] = []
+    for part in parts:
+        name, _, head_ref = part.partition("=")
+        head_ref_opt = head_ref or None
+        if name == "syntax":
+            built.append(
+                PythonSyntaxVerifier(main.piece, prefix_code=prefix_code, mode=syntax_mode)
+            )
+        elif name == "latent":
+            built.append(LatentVerifier(_head(head_ref_opt, main.n_embd, "latent")))
+        elif name.startswith("model:"):
+            ref = name[len("model:") :]
+            if not ref:
+                raise UsageError("model: needs a model name, e.g. model:smollm2-135m")
+            if load_model is None:
+                raise UsageError("separate verifier models need a model loader")
+            vmodel = load_model(ref)
+            head = _head(head_ref_opt, vmodel.n_embd, name)
+            built.append(
+                SeparateModelVerifier(
+                    vmodel,
+                    head,
+                    n_ctx=n_ctx,
+                    block=block,
+                    n_threads=n_threads,
+                    main_vocab=main.n_vocab,
+                    label=ref,
+                )
+            )
+        else:
+            raise UsageError(f"unknown verifier {part!r}; use {SPEC_HELP}")
+    return built[0] if len(built) == 1 else StackedVerifier(built)

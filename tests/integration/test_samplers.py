@@ -1,0 +1,209 @@
+"""Strategies on real llama.cpp (SmolLM2-135M): rejection, streaming, seeds, exact counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from runtime.engine.llama import Model
+from runtime.generation import Generation, Runtime, RuntimeSettings
+from runtime.samplers.choice import SamplingParams
+from runtime.samplers.strategies import ThresholdParams, VGBParams
+from runtime.samplers.trace import Trace
+from runtime.verifiers.base import Verifier
+from runtime.verifiers.head import ValueHead
+from runtime.verifiers.latent import LatentVerifier
+
+pytestmark = pytest.mark.integration
+
+PROMPT = "Write a Python function that adds two numbers."
+
+
+class RejectTokens(Verifier):
+    """A programmatic verifier (the real interface): a prefix holding a banned id is worth 0."""
+
+    name = "reject-tokens"
+
+    def __init__(self, banned: set[int]) -> None:
+        super().__init__()
+        self.banned = banned
+        self._tokens: list[int] = []
+        self._scored = 0
+
+    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
+        self._tokens, self._scored = [], 0
+        return 1.0
+
+    def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
+        self._tokens.extend(tokens)
+
+    def values(self) -> np.ndarray:
+        out = [
+            0.0 if self.banned.intersection(self._tokens[: i + 1]) else 1.0
+            for i in range(self._scored, len(self._tokens))
+        ]
+        self._scored = len(self._tokens)
+        self.stats.calls += 1
+        return np.array(out)
+
+    def rollback(self, n: int) -> None:
+        del self._tokens[len(self._tokens) - n :]
+        self._scored = min(self._scored, len(self._tokens))
+
+
+def _run(
+    smol: Model,
+    strategy: str,
+    verifier: Verifier | None,
+    *,
+    n: int = 48,
+    seed: int = 0,
+    temperature: float = 0.0,
+    prompt: str = PROMPT,
+    **params: object,
+) -> tuple[Generation, Trace]:
+    settings = RuntimeSettings(
+        strategy=strategy,  # type: ignore[arg-type]
+        threshold=ThresholdParams(**params.get("threshold", {})),  # type: ignore[arg-type]
+        vgb=VGBParams(**params.get("vgb", {})),
+    )  # type: ignore[arg-type]
+    rt = Runtime(settings, model=smol, verifier=verifier)
+    try:
+        gen = rt.generate(
+            rt.prompt_tokens(prompt),
+            max_tokens=n,
+            seed=seed,
+            sampling=SamplingParams(temperature=temperature),
+        )
+    finally:
+        rt.close()
+    return gen, gen.trace
+
+
+def test_rejected_token_is_avoided_and_counted(smol: Model) -> None:
+    plain, _ = _run(smol, "plain", None)
+    first = plain.tokens[0]
+    gen, trace = _run(smol, "threshold", RejectTokens({first}))
+    assert gen.tokens[0] != first
+    assert first not in gen.tokens[:1]
+    assert trace.rejected_tokens >= 1 and trace.rollbacks >= 1
+    assert trace.rolled_back_tokens >= 1
+
+
+def test_rollback_evaluates_only_regenerated_tokens(smol: Model) -> None:
+    plain, _ = _run(smol, "plain", None)
+    banned = set(plain.tokens[3:9])  # forces several rejections along the way
+    gen, t = _run(
+        smol,
+        "threshold",
+        RejectTokens(banned),
+        threshold={"rollback_tokens": 3, "max_backtracks": 8},
+    )
+    assert t.rollbacks >= 2
+    assert t.main_reevaluated_tokens == 0
+    # every pushed token was evaluated exactly once: the prompt, the output, the rolled back
+    assert t.main_forward_tokens == t.prompt_tokens + t.emitted_tokens + t.rolled_back_tokens
+
+
+def test_latent_head_fitted_on_test_data_steers_away_from_digits(smol: Model) -> None:
+    digit_prompt = "List the numbers from 1 to 30, separated by commas."
+    # collect hidden states of prefixes from a plain run; label prefixes ending in a digit 0
+    rt = Runtime(
+        RuntimeSettings(strategy="plain"),
+        model=smol,
+        verifier=LatentVerifier(ValueHead.constant(smol.n_embd)),
+    )
+    hidden, labels = [], []
+    for seed in range(3):
+        tokens = rt.prompt_tokens(digit_prompt)
+        state_rows: list[np.ndarray] = []
+        stream = rt.stream(
+            tokens, max_tokens=40, seed=seed, sampling=SamplingParams(temperature=0.8)
+        )
+        gen = stream.collect()
+        # re-evaluate to read hidden states of every prefix (test data made here)
+        from runtime.engine.llama import Context
+
+        ctx = Context(smol, n_ctx=256, n_threads=2, embeddings=True)
+        ctx.decode(tokens + gen.tokens, all_outputs=True)
+        state_rows = list(ctx.hidden_all(len(tokens) + len(gen.tokens))[len(tokens) :])
+        ctx.close()
+        for tok, h in zip(gen.tokens, state_rows, strict=True):
+            hidden.append(h)
+            labels.append(0 if any(ch.isdigit() for ch in smol.detokenize([tok])) else 1)
+    rt.close()
+    assert 0 < sum(labels) < len(labels)
+    head = ValueHead.fit_logistic(np.array(hidden), np.array(labels), threshold=0.5)
+
+    def digits(text: str) -> int:
+        return sum(ch.isdigit() for ch in text)
+
+    plain, _ = _run(smol, "plain", None, n=40, prompt=digit_prompt)
+    steered, t = _run(
+        smol,
+        "threshold",
+        LatentVerifier(head),
+        n=40,
+        prompt=digit_prompt,
+        threshold={"max_backtracks": 40},
+    )
+    assert digits(plain.text) > 5
+    assert t.rejected_tokens > 0 and t.head_evals >= t.emitted_tokens
+    assert digits(steered.text) < digits(plain.text)
+
+
+def test_streaming_never_emits_a_token_later_rolled_back(smol: Model) -> None:
+    plain, _ = _run(smol, "plain", None)
+    banned = set(plain.tokens[2:12:2])
+    settings = RuntimeSettings(
+        strategy="threshold",
+        threshold=ThresholdParams(rollback_tokens=4, block=6, max_backtracks=10),
+    )
+    rt = Runtime(settings, model=smol, verifier=RejectTokens(banned))
+    stream = rt.stream(rt.prompt_tokens(PROMPT), max_tokens=48, seed=0)
+    chunks = list(stream)
+    rt.close()
+    result = stream.result
+    assert result is not None and result.trace.rollbacks >= 1
+    streamed = ""
+    for chunk in chunks:
+        streamed += chunk
+        assert result.text.startswith(streamed)  # nothing released was ever taken back
+    assert streamed == result.text
+
+
+@pytest.mark.parametrize("strategy", ["threshold", "vgb"])
+def test_runs_are_reproducible_under_a_seed(smol: Model, strategy: str) -> None:
+    plain, _ = _run(smol, "plain", None)
+    verifier_a = RejectTokens(set(plain.tokens[1:6]))
+    verifier_b = RejectTokens(set(plain.tokens[1:6]))
+    kw = {"n": 40, "seed": 11, "temperature": 0.9}
+    a, ta = _run(smol, strategy, verifier_a, **kw)  # type: ignore[arg-type]
+    b, tb = _run(smol, strategy, verifier_b, **kw)  # type: ignore[arg-type]
+    assert a.tokens == b.tokens
+    assert (ta.rollbacks, ta.generated_tokens, ta.walk_steps) == (
+        tb.rollbacks,
+        tb.generated_tokens,
+        tb.walk_steps,
+    )
+
+
+def test_vgb_walk_backtracks_from_rejected_actions(smol: Model) -> None:
+    plain, _ = _run(smol, "plain", None)
+    gen, t = _run(
+        smol,
+        "vgb",
+        RejectTokens(set(plain.tokens[:4])),
+        n=40,
+        seed=3,
+        temperature=0.7,
+        vgb={"action_tokens": 4, "line_actions": False},
+    )
+    assert t.walk_steps > 0
+    assert t.rollbacks >= 1
+    assert (
+        t.main_forward_tokens
+        == t.prompt_tokens + t.emitted_tokens + t.rolled_back_tokens + t.main_reevaluated_tokens
+    )
