@@ -114,6 +114,9 @@ class Model:
         self.n_embd: int = lib.llama_model_n_embd(self._model)
         self.n_ctx_train: int = lib.llama_model_n_ctx_train(self._model)
         self.n_params: int = lib.llama_model_n_params(self._model)
+        self.n_layer: int = lib.llama_model_n_layer(self._model)
+        self.n_head: int = lib.llama_model_n_head(self._model)
+        self.n_head_kv: int = lib.llama_model_n_head_kv(self._model)
         self.size_bytes: int = lib.llama_model_size(self._model)
         self.bos_token: int = lib.llama_vocab_bos(self._vocab)
         self.eos_token: int = lib.llama_vocab_eos(self._vocab)
@@ -177,6 +180,11 @@ class Model:
         buf = ctypes.create_string_buffer(256)
         n = lib.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
         return buf.raw[: max(n, 0)].decode("utf-8", "replace")
+
+    def kv_bytes_per_token(self, bytes_per_element: float = 2.0) -> float:
+        """K and V cache bytes per token position (f16 cache by default)."""
+        head_dim = self.n_embd // max(self.n_head, 1)
+        return 2 * self.n_layer * self.n_head_kv * head_dim * bytes_per_element
 
     def close(self) -> None:
         if getattr(self, "_model", None):

@@ -165,13 +165,19 @@ class VGBStrategy(Strategy):
         while len(state.tokens) < max_tokens and len(state.tokens) - start < p.action_tokens:
             tok = state.sample()
             if state.is_end(tok):
+                self._pin(state, start)
                 return True
             state.push(tok, keep_logits=False)
             if p.line_actions and b"\n" in state.model.piece(tok):
                 break
-        if state.cache is not None:
-            state.cache.put(len(state.tokens), state.ctx.logits(), pin=True)
+        self._pin(state, start)
         return False
+
+    @staticmethod
+    def _pin(state: DecodeState, start: int) -> None:
+        """Keep the logits at a new action boundary: the walk may come back to it."""
+        if state.cache is not None and len(state.tokens) > start:
+            state.cache.put(len(state.tokens), state.ctx.logits(), pin=True)
 
     def run(self, state: DecodeState, max_tokens: int) -> Iterator[int]:
         p = self.params
