@@ -37,10 +37,11 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from planner.cli import demo, generate, models
+    from planner.cli import demo, generate, models, profile
 
     cli.add_command(models.models)
     cli.add_command(generate.generate)
+    cli.add_command(profile.profile)
     cli.add_command(demo.demo)
 
 

@@ -250,6 +250,7 @@ class Context:
         self._decode = lib.llama_decode
         self._logits_ith = lib.llama_get_logits_ith
         self._embd_ith = lib.llama_get_embeddings_ith
+        self._set_embeddings = lib.llama_set_embeddings
 
     def decode(self, tokens: Sequence[int], *, all_outputs: bool = False) -> int:
         """Evaluate ``tokens`` after the current position. Returns how many outputs there are.
@@ -265,6 +266,21 @@ class Context:
                 f"{self.n_past + n} tokens do not fit the context of {self.n_ctx}; "
                 "shorten the prompt, lower max_tokens or raise --n-ctx"
             )
+        if self.embeddings and not all_outputs and n > 1:
+            # With embeddings on, llama.cpp outputs every token of a batch (logits and hidden
+            # states), whatever the batch's output flags say: on a prompt that wastes the
+            # output layer's compute and ~0.4 MB per token. Evaluate all but the last token
+            # with embeddings off, then the last one with them on.
+            self._set_embeddings(self._ctx, False)
+            try:
+                self._decode_chunks(tokens[:-1], all_outputs=False)
+            finally:
+                self._set_embeddings(self._ctx, True)
+            return self._decode_chunks(tokens[-1:], all_outputs=False)
+        return self._decode_chunks(tokens, all_outputs=all_outputs)
+
+    def _decode_chunks(self, tokens: Sequence[int], *, all_outputs: bool) -> int:
+        n = len(tokens)
         b = self._batch
         start = 0
         while start < n:

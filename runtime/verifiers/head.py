@@ -96,7 +96,12 @@ class ValueHead:
                 f"head expects hidden states of size {self.n_embd} but the model "
                 f"gives {h.shape[1]}; use a head trained for this model"
             )
-        z = h @ self.w1 + self.b1
+        if self.w1.shape[1] == 1:
+            # a linear head: an element-wise product avoids initialising a BLAS library (whose
+            # buffers cost more memory than a small model's whole KV cache)
+            z = (h * self.w1[:, 0]).sum(axis=1, keepdims=True) + self.b1
+        else:
+            z = h @ self.w1 + self.b1
         if self.w2 is not None:
             z = np.maximum(z, 0.0) @ self.w2 + self.b2
         z = z.reshape(-1)

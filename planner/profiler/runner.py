@@ -1,0 +1,375 @@
+"""Run the profile: every configuration side by side on the same prompts, repeats interleaved.
+
+Each configuration is loaded once in its own worker process (see :mod:`.worker`); the runner
+asks them in turn for one repeat each, so machine noise hits all configurations alike, then
+turns the samples into a :class:`~planner.profiler.schema.Profile` with medians, spreads and
+ratios to plain.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner.profiler.fingerprint import fingerprint
+from planner.profiler.meters import DEFAULT_WATTS_PER_CORE, make_meter
+from planner.profiler.schema import (
+    BacktrackFigures,
+    ComputeFigures,
+    ConfigProfile,
+    DecodeFigures,
+    EnergyFigures,
+    MemoryFigures,
+    ModelInfo,
+    Profile,
+    ProfileError,
+    ProfileSettings,
+    Stat,
+)
+from planner.profiler.worker import WorkerSpec, describe_error, serve
+
+log = logging.getLogger(__name__)
+
+GB = 1e9
+SPREAD_WARN_PCT = 15.0
+
+PROMPTS = (
+    "Write a Python function `is_prime(n)` that returns True when n is a prime number.",
+    "Write a Python function that returns the n-th Fibonacci number iteratively.",
+    "Write a Python function that merges two sorted lists into one sorted list.",
+    "Write a Python function that counts the vowels in a string.",
+)
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """One configuration: strategy + verifier; ``{model}`` and ``{head}`` are filled in."""
+
+    name: str
+    strategy: str
+    verifier: str
+    temperature: float
+    description: str
+
+
+CONFIGS: dict[str, ProfileConfig] = {
+    c.name: c
+    for c in (
+        ProfileConfig("plain", "plain", "none", 0.0, "no verifier (the reference)"),
+        ProfileConfig(
+            "latent-threshold",
+            "threshold",
+            "latent={head}",
+            0.0,
+            "value head on the main model's hidden state, threshold backtracking",
+        ),
+        ProfileConfig("latent-vgb", "vgb", "latent={head}", 0.7, "latent head, VGB walk"),
+        ProfileConfig(
+            "separate-threshold",
+            "threshold",
+            "model:{model}={head}",
+            0.0,
+            "separate equal-size verifier model, threshold backtracking",
+        ),
+        ProfileConfig(
+            "separate-vgb",
+            "vgb",
+            "model:{model}={head}",
+            0.7,
+            "separate equal-size verifier model, VGB walk",
+        ),
+        ProfileConfig(
+            "syntax-threshold",
+            "threshold",
+            "syntax",
+            0.0,
+            "Python-syntax verifier, threshold backtracking",
+        ),
+        ProfileConfig("syntax-vgb", "vgb", "syntax", 0.7, "Python-syntax verifier, VGB walk"),
+    )
+}
+
+
+class ProfileRequest(BaseModel):
+    """What ``backplan profile`` measures. ``quick`` trims prompts and tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("smollm2-135m", description="Model to profile.")
+    configs: list[str] = Field(
+        default_factory=lambda: list(CONFIGS),
+        description="Configurations (plain is always included).",
+    )
+    head: str = Field(
+        "constant",
+        description="Head for latent/separate verifiers: a head file, "
+        "or 'constant' (never rejects: cost only).",
+    )
+    quick: bool = False
+    repeats: int = Field(3, ge=3, le=50, description="Repeats per configuration (median).")
+    max_tokens: int | None = Field(
+        None, ge=8, le=4096, description="Tokens per prompt (default 128; quick 32)."
+    )
+    n_prompts: int | None = Field(
+        None, ge=1, le=len(PROMPTS), description="Prompts per repeat (default 2; quick 1)."
+    )
+    n_ctx: int = Field(1024, ge=256, le=131072)
+    n_threads: int | None = None
+    prefer_gpu: bool = True
+    watts_per_core: float = Field(
+        DEFAULT_WATTS_PER_CORE, gt=0, description="CPU energy estimate when RAPL is not readable."
+    )
+
+    def resolved(self) -> tuple[list[ProfileConfig], list[str], int]:
+        unknown = [c for c in self.configs if c not in CONFIGS]
+        if unknown:
+            raise ProfileError(
+                f"unknown configuration {unknown[0]!r}; choose from " + ", ".join(CONFIGS)
+            )
+        names = ["plain"] + [c for c in self.configs if c != "plain"]
+        prompts = list(PROMPTS[: self.n_prompts or (1 if self.quick else 2)])
+        tokens = self.max_tokens or (32 if self.quick else 128)
+        return [CONFIGS[n] for n in dict.fromkeys(names)], prompts, tokens
+
+
+Progress = Callable[[str, int, int], None]
+
+
+class _Worker:
+    def __init__(self, ctx: Any, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=serve, args=(child, spec), daemon=True, name=f"profile-{spec.name}"
+        )
+        self.proc.start()
+        child.close()
+        self.info: dict[str, Any] = {}
+        self.samples: list[dict[str, Any]] = []
+        self.final: dict[str, Any] = {}
+
+    def expect(self, kind: str, timeout_s: float = 900.0) -> dict[str, Any]:
+        if not self.conn.poll(timeout_s):
+            raise ProfileError(
+                f"configuration {self.spec.name} did not answer in "
+                f"{timeout_s:.0f} s; the machine may be overloaded"
+            )
+        try:
+            got, payload = self.conn.recv()
+        except EOFError:
+            raise ProfileError(
+                f"configuration {self.spec.name} crashed (its process exited "
+                f"with {self.proc.exitcode})"
+            ) from None
+        if got == "error":
+            raise ProfileError(f"configuration {self.spec.name} failed: {describe_error(payload)}")
+        if got != kind:
+            raise ProfileError(f"configuration {self.spec.name} answered {got}, not {kind}")
+        return dict(payload)
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self.conn.send(("stop", None))
+                self.final = self.expect("stopped", 120)
+            except (ProfileError, OSError, BrokenPipeError):
+                pass
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+def run_profile(req: ProfileRequest, progress: Progress | None = None) -> Profile:
+    """Measure every configuration of ``req``; raise :class:`ProfileError` on failure."""
+    from runtime.engine.llama import gpu_offload_supported
+    from runtime.models.fetch import file_sha256, model_path
+
+    configs, prompts, max_tokens = req.resolved()
+    path = model_path(req.model)
+    t_start = time.perf_counter()
+    meter = make_meter(
+        prefer_gpu=req.prefer_gpu,
+        gpu_offload=gpu_offload_supported(),
+        watts_per_core=req.watts_per_core,
+    )
+    meter_info = meter.describe()
+    meter.close()
+    ctx = mp.get_context("spawn")
+    workers: list[_Worker] = []
+    total = len(configs) * (req.repeats + 1)
+    done = 0
+
+    def tick(label: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(label, done, total)
+
+    try:
+        for cfg in configs:
+            spec = WorkerSpec(
+                name=cfg.name,
+                model=str(path),
+                strategy=cfg.strategy,
+                verifier=cfg.verifier.format(model=path, head=req.head),
+                temperature=cfg.temperature,
+                prompts=tuple(prompts),
+                max_tokens=max_tokens,
+                n_ctx=req.n_ctx,
+                n_threads=req.n_threads,
+                prefer_gpu=req.prefer_gpu,
+                watts_per_core=req.watts_per_core,
+            )
+            w = _Worker(ctx, spec)
+            workers.append(w)
+            w.info = w.expect("ready")  # load one at a time: loading competes for the cores
+            tick(f"loaded {cfg.name}")
+        for _ in range(req.repeats):
+            for w in workers:
+                w.conn.send(("run", None))
+                w.samples.append(w.expect("sample"))
+                tick(f"{w.spec.name}")
+    finally:
+        for w in workers:
+            w.stop()
+    first = workers[0].info
+    model = ModelInfo(
+        name=req.model,
+        path=str(path),
+        sha256=_sha_or_none(file_sha256, path),
+        n_params=first["n_params"],
+        size_bytes=first["main_weights_bytes"],
+        n_embd=first["n_embd"],
+        n_layer=first["n_layer"],
+        n_ctx=first["n_ctx"],
+    )
+    entries = [
+        _summarise(cfg, w, meter_info, req.head) for cfg, w in zip(configs, workers, strict=True)
+    ]
+    warnings = _ratios(entries)
+    if meter_info.get("energy_source") == "estimate":
+        warnings.append(
+            "energy: " + str(meter_info.get("energy_estimate", "estimated, no energy counter"))
+        )
+    return Profile(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        fingerprint=fingerprint(meter_info),
+        model=model,
+        settings=ProfileSettings(
+            prompts=prompts,
+            max_tokens=max_tokens,
+            repeats=req.repeats,
+            n_threads=req.n_threads,
+            quick=req.quick,
+        ),
+        meter=meter_info,
+        configs=entries,
+        warnings=warnings,
+        elapsed_s=round(time.perf_counter() - t_start, 1),
+    )
+
+
+def _sha_or_none(fn: Callable[[Any], str], path: Any) -> str | None:
+    try:
+        return fn(path)
+    except OSError:
+        return None
+
+
+def _stat(values: Sequence[float]) -> Stat:
+    med = statistics.median(values)
+    spread = 100.0 * (max(values) - min(values)) / med if med else 0.0
+    return Stat(median=med, spread_pct=round(spread, 1), values=[round(v, 6) for v in values])
+
+
+def _summarise(cfg: ProfileConfig, w: _Worker, meter: dict[str, Any], head: str) -> ConfigProfile:
+    info, samples = w.info, w.samples
+    traces = [t for s in samples for t in s["traces"]]
+    emitted = sum(t["emitted_tokens"] for t in traces)
+    per_repeat = [sum(t["emitted_tokens"] for t in s["traces"]) for s in samples]
+    main_fwd = sum(t["main_forward_tokens"] - t["prompt_tokens"] for t in traces)
+    ver_fwd = sum(t["verifier_forward_tokens"] - t["verifier_prompt_tokens"] for t in traces)
+    heads = sum(t["head_evals"] for t in traces)
+    per = 1.0 / emitted if emitted else 0.0
+    flops = 2.0 * (info["n_params"] * main_fwd + info["verifier_params"] * ver_fwd)
+    tok_s = [n / s["elapsed_s"] for n, s in zip(per_repeat, samples, strict=True)]
+    ttft = [statistics.median(s["ttft_s"]) for s in samples]
+    j_tok = [s["energy_j"] / n if n else 0.0 for n, s in zip(per_repeat, samples, strict=True)]
+    base = info["baseline_bytes"]
+    peak = w.final.get("peak_bytes") or max(s["peak_bytes"] for s in samples)
+    steady = w.final.get("steady_bytes") or samples[-1]["memory_bytes"]
+    memory = MemoryFigures(
+        source=str(meter.get("memory_source", "rss")),
+        baseline_gb=base / GB,
+        peak_gb=max(0, peak - base) / GB,
+        steady_gb=max(0, steady - base) / GB,
+        peak_process_gb=peak / GB,
+        main_weights_gb=info["main_weights_bytes"] / GB,
+        verifier_weights_gb=info["verifier_weights_bytes"] / GB,
+        kv_cache_gb=info["kv_cache_bytes"] / GB,
+    )
+    hundred = 100.0 * per
+    return ConfigProfile(
+        name=cfg.name,
+        strategy=cfg.strategy,
+        verifier=w.spec.verifier,
+        head=head if "{head}" in cfg.verifier else None,
+        temperature=cfg.temperature,
+        emitted_tokens=int(statistics.median(per_repeat)),
+        memory=memory,
+        compute=ComputeFigures(
+            main_forward_per_emitted=main_fwd * per,
+            verifier_forward_per_emitted=ver_fwd * per,
+            forward_per_emitted=(main_fwd + ver_fwd) * per,
+            head_evals_per_emitted=heads * per,
+            gflops_per_emitted=flops * per / 1e9,
+        ),
+        decode=DecodeFigures(tok_s=_stat(tok_s), ttft_s=_stat(ttft)),
+        energy=EnergyFigures(
+            source=str(meter.get("energy_source", "estimate")),
+            is_estimate=meter.get("energy_source") == "estimate",
+            j_per_token=_stat(j_tok),
+        ),
+        backtracking=BacktrackFigures(
+            rollbacks_per_100=sum(t["rollbacks"] for t in traces) * hundred,
+            rejected_per_100=sum(t["rejected_tokens"] for t in traces) * hundred,
+            rolled_back_tokens_per_100=sum(t["rolled_back_tokens"] for t in traces) * hundred,
+            verifier_calls_per_100=sum(t["verifier_calls"] for t in traces) * hundred,
+        ),
+        memory_ratio=1.0,
+        compute_ratio=1.0,
+        decode_ratio=1.0,
+        energy_ratio=1.0,
+    )
+
+
+def _ratios(entries: list[ConfigProfile]) -> list[str]:
+    plain = entries[0]
+    warnings = []
+    for e in entries:
+        e.memory_ratio = _ratio(e.memory.peak_gb, plain.memory.peak_gb)
+        e.compute_ratio = _ratio(e.compute.forward_per_emitted, plain.compute.forward_per_emitted)
+        e.decode_ratio = _ratio(e.decode.tok_s.median, plain.decode.tok_s.median)
+        e.energy_ratio = _ratio(e.energy.j_per_token.median, plain.energy.j_per_token.median)
+        if e.decode.tok_s.spread_pct > SPREAD_WARN_PCT:
+            why = (
+                "a VGB walk's length is random: raise --repeats for a steadier median"
+                if e.strategy == "vgb"
+                else "the machine was busy: re-run, or raise --repeats"
+            )
+            warnings.append(
+                f"{e.name}: tok/s varies by {e.decode.tok_s.spread_pct:.0f}% across repeats; " + why
+            )
+    return warnings
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 4) if b else 0.0

@@ -1,0 +1,74 @@
+"""A real (small) profile of SmolLM2-135M: worker processes, real llama.cpp, real meters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from planner.profiler import ProfileRequest, load_profile, profile_frame, run_profile
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def small_profile(smol_path: Path) -> object:
+    req = ProfileRequest(
+        model="smollm2-135m",
+        quick=True,
+        max_tokens=16,
+        repeats=3,
+        configs=["plain", "latent-threshold", "separate-threshold", "syntax-vgb"],
+        n_threads=2,
+    )
+    seen: list[tuple[str, int, int]] = []
+    prof = run_profile(req, lambda label, done, total: seen.append((label, done, total)))
+    assert seen and seen[-1][1] == seen[-1][2]  # progress reached the end
+    return prof
+
+
+def test_forward_counts_are_exact(small_profile) -> None:  # type: ignore[no-untyped-def]
+    plain = small_profile.config("plain")
+    assert plain.compute.forward_per_emitted == 1.0
+    assert plain.compute.verifier_forward_per_emitted == 0.0
+    sep = small_profile.config("separate-threshold")
+    # the never-rejecting head: every emitted token is evaluated once by each model
+    assert sep.backtracking.rollbacks_per_100 == 0
+    assert sep.compute.verifier_forward_per_emitted == 1.0
+    assert sep.compute_ratio == 2.0
+    latent = small_profile.config("latent-threshold")
+    assert latent.compute.forward_per_emitted == 1.0
+    assert latent.compute.head_evals_per_emitted >= 1.0
+
+
+def test_memory_split_and_ratios(small_profile) -> None:  # type: ignore[no-untyped-def]
+    plain = small_profile.config("plain")
+    sep = small_profile.config("separate-threshold")
+    latent = small_profile.config("latent-threshold")
+    assert sep.memory.verifier_weights_gb == pytest.approx(plain.memory.main_weights_gb)
+    assert sep.memory.kv_cache_gb == pytest.approx(2 * plain.memory.kv_cache_gb)
+    assert plain.memory.peak_gb > plain.memory.main_weights_gb * 0.5
+    assert sep.memory_ratio > 1.3  # a second copy of the weights shows in the measured peak
+    assert latent.memory_ratio < 1.15
+    assert 0 < sep.decode_ratio < 1.0
+    for c in small_profile.configs:
+        assert c.energy.j_per_token.median > 0
+        assert len(c.decode.tok_s.values) == 3
+
+
+def test_profile_round_trip_and_frame(small_profile, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = small_profile.save(tmp_path / "profile.json")
+    again = load_profile(path)
+    assert again.model.sha256 and len(again.model.sha256) == 64
+    assert again.fingerprint["cores"] and again.fingerprint["llama_cpp_system_info"]
+    df = profile_frame(again)
+    assert list(df.index) == ["plain", "latent-threshold", "separate-threshold", "syntax-vgb"]
+    for col in (
+        "memory_ratio",
+        "compute_ratio",
+        "decode_ratio",
+        "decode_tok_s",
+        "energy_j_per_token",
+        "peak_gb",
+    ):
+        assert col in df.columns

@@ -1,0 +1,128 @@
+"""Planner arithmetic on hand-computed cases: TCO and the roofline."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.capacity.efficiency import Efficiency
+from planner.capacity.roofline import (
+    Device,
+    ModelShape,
+    decode_tok_s,
+    devices_per_replica,
+    memory_need,
+    pass_seconds,
+)
+from planner.tco import TcoInputs, compute_tco
+
+
+def test_tco_hand_computed() -> None:
+    r = compute_tco(
+        TcoInputs(
+            capex_usd=10_000,
+            years=4,
+            active_power_w=500,
+            idle_power_w=100,
+            capacity_tok_s=100,
+            demand_tok_per_day=4.32e6,
+            price_per_kwh_usd=0.2,
+            pue=1.5,
+            carbon_g_per_kwh=300,
+            ops_usd_per_year=1000,
+        )
+    )
+    assert r.duty == pytest.approx(0.5)
+    assert r.average_power_w == pytest.approx(300)
+    assert r.energy_kwh_per_year == pytest.approx(300 * 8760 * 1.5 / 1000)  # 3942 kWh
+    assert r.energy_per_year_usd == pytest.approx(788.4)
+    assert r.annual_cost_usd == pytest.approx(2500 + 788.4 + 1000)
+    assert r.cost_per_mtok_usd == pytest.approx(4288.4 / (4.32 * 365))
+    assert r.energy_kwh_per_mtok == pytest.approx(500 * 1e4 / 3.6e6 * 1.5)  # 2.083 kWh
+    assert r.carbon_g_per_mtok == pytest.approx(2.0833333 * 300, rel=1e-6)
+    assert r.total_cost_usd == pytest.approx(4 * 4288.4)
+
+
+def test_tco_demand_above_capacity_is_capped() -> None:
+    r = compute_tco(
+        TcoInputs(
+            capex_usd=0,
+            years=1,
+            active_power_w=100,
+            idle_power_w=10,
+            capacity_tok_s=10,
+            demand_tok_per_day=1e9,
+            price_per_kwh_usd=0.1,
+        )
+    )
+    assert r.duty == 1.0 and r.served_tok_per_day == pytest.approx(864_000)
+
+
+EFF = Efficiency(
+    bandwidth=0.5,
+    compute=0.5,
+    layer_overhead_us=10,
+    runtime_overhead_gb=1,
+    active_power_fraction=0.6,
+)
+DEV = Device(
+    name="test",
+    vendor="nvidia",
+    kind="datacenter",
+    memory_gb=24,
+    bandwidth_gb_s=1000,
+    fp16_tflops=100,
+    board_power_w=300,
+    idle_power_w=30,
+)
+MODEL = ModelShape(
+    name="m",
+    params_b=7,
+    n_layers=32,
+    file_bytes=4e9,
+    kv_bytes_per_token=131072,
+    vocab_size=32000,
+    hidden_size=4096,
+    tied_embeddings=True,
+)
+
+
+def test_decode_is_bandwidth_bound_hand_computed() -> None:
+    # 4 GB at 1000 GB/s x 0.5 = 8 ms, + 32 layers x 10 us = 0.32 ms; compute 14 GFLOP at
+    # 50 TFLOP/s = 0.28 ms (not binding)
+    assert pass_seconds(DEV, MODEL, EFF) == pytest.approx(8.32e-3)
+    assert decode_tok_s(DEV, MODEL, EFF) == pytest.approx(1 / 8.32e-3)
+    # context adds KV reads: 1000 tokens x 131072 B = 0.131 GB -> +0.262 ms
+    assert pass_seconds(DEV, MODEL, EFF, context=1000) == pytest.approx(8.32e-3 + 0.262144e-3)
+
+
+def test_prefill_is_compute_bound_hand_computed() -> None:
+    # 512 tokens: 2 x 7e9 x 512 = 7.168 TFLOP at 50 TFLOP/s = 143.36 ms, vs memory ~8.0 ms
+    t = pass_seconds(DEV, MODEL, EFF, batch=512, context=0)
+    assert t == pytest.approx(0.14336 + 0.32e-3)
+
+
+def test_untied_embeddings_are_not_streamed() -> None:
+    shape = ModelShape(
+        name="u",
+        params_b=7,
+        n_layers=32,
+        file_bytes=7e9,
+        kv_bytes_per_token=0,
+        vocab_size=100_000,
+        hidden_size=5000,
+        tied_embeddings=False,
+    )
+    # embedding: 5e8 params x 1 byte/param = 0.5 GB not read per token
+    assert shape.bytes_read_per_pass == pytest.approx(6.5e9)
+
+
+def test_memory_fit_and_replicas() -> None:
+    need = memory_need(MODEL, MODEL, EFF, context=4096, sequences=4)
+    # weights 4 + 4 GB; KV 2 x 131072 x 4096 x 4 = 4.295 GB; overhead 1 GB
+    assert need.main_weights_gb == pytest.approx(4.0)
+    assert need.kv_cache_gb == pytest.approx(2 * 131072 * 4096 * 4 / 1e9)
+    assert need.total_gb == pytest.approx(8 + 4.294967296 + 1)
+    assert devices_per_replica(DEV, need, EFF, 4) == 1
+    small = Device(**{**DEV.__dict__, "memory_gb": 8})
+    assert devices_per_replica(small, need, EFF, 4) == 2  # 12.29 + 2 x 1 <= 16
+    assert devices_per_replica(small, need, EFF, 1) is None
