@@ -37,11 +37,13 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from planner.cli import demo, generate, models, profile
+    from planner.cli import demo, generate, models, plan, predict, profile
 
     cli.add_command(models.models)
     cli.add_command(generate.generate)
     cli.add_command(profile.profile)
+    cli.add_command(plan.plan)
+    cli.add_command(predict.predict)
     cli.add_command(demo.demo)
 
 

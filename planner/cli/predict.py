@@ -1,0 +1,110 @@
+"""``backplan predict``: predicted speed, memory and watts of one model on one GPU."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.option("--gpu", required=True, help="GPU id or name (case-insensitive, fuzzy).")
+@click.option("--model", default=None, help="Catalogue model (e.g. qwen2.5-coder-7b).")
+@click.option(
+    "--params",
+    "params_b",
+    type=float,
+    default=None,
+    help="Or: billions of parameters (shaped like the closest catalogued model).",
+)
+@click.option("--quant", default="Q4_K_M", show_default=True)
+@click.option(
+    "--verifier",
+    type=click.Choice(["none", "latent", "separate"]),
+    default="none",
+    show_default=True,
+    help="separate = an equal-size verifier model.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="GPUs (layers split across them).",
+)
+@click.option(
+    "--context",
+    type=click.IntRange(0, 131072),
+    default=64,
+    show_default=True,
+    help="Context position for decode (llama-bench tg128 averages ~64).",
+)
+@click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def predict(
+    gpu: str,
+    model: str | None,
+    params_b: float | None,
+    quant: str,
+    verifier: str,
+    count: int,
+    context: int,
+    catalog_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Predict batch-1 decode tok/s, prefill tok/s, memory GB and watts."""
+    from pathlib import Path
+
+    from hardware_catalog import find_gpu, find_model, load_catalog
+    from planner.capacity.efficiency import efficiency_for
+    from planner.capacity.roofline import memory_need, prefill_tok_s
+    from planner.capacity.shapes import device_from_gpu, shape_from_entry, shape_from_params
+    from planner.capacity.verifier import DEFAULT_COSTS, step_seconds
+    from runtime.errors import UsageError
+
+    if (model is None) == (params_b is None):
+        raise UsageError("give exactly one of --model NAME or --params N")
+    catalog = load_catalog(Path(catalog_dir) if catalog_dir else None)
+    g = find_gpu(catalog, gpu)
+    if model is not None:
+        shape = shape_from_entry(find_model(catalog, model), quant)
+    else:
+        assert params_b is not None
+        like = min(catalog.models.values(), key=lambda m: abs(m.params_b - params_b))
+        shape = shape_from_params(params_b, quant, like)
+    dev = device_from_gpu(g)
+    eff = efficiency_for(g.vendor, g.kind)
+    ver = shape if verifier == "separate" else None
+    cost = DEFAULT_COSTS[verifier]  # type: ignore[index]
+    need = memory_need(shape, ver, eff, context=max(context, 1), sequences=1, devices=count)
+    decode = 1.0 / step_seconds(dev, shape, ver, eff, cost, context=context)
+    watts = count * (
+        g.idle_power_w + (g.board_power_w - g.idle_power_w) * eff.active_power_fraction
+    )
+    result = {
+        "gpu": g.id,
+        "gpu_name": g.name,
+        "count": count,
+        "model": shape.name,
+        "quant": quant,
+        "verifier": verifier,
+        "decode_tok_s": round(decode, 1),
+        "prefill_tok_s": round(prefill_tok_s(dev, shape, eff), 1),
+        "memory_gb": round(need.total_gb, 2),
+        "fits": need.total_gb <= count * dev.memory_gb,
+        "gpu_memory_gb": count * dev.memory_gb,
+        "watts": round(watts, 0),
+        "efficiency": eff.model_dump(),
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    fit = "fits" if result["fits"] else "DOES NOT FIT"
+    click.echo(
+        f"{count} x {g.name}, {shape.name} {quant}, verifier {verifier}:\n"
+        f"  decode_tok_s   {result['decode_tok_s']}  (batch 1, context {context})\n"
+        f"  prefill_tok_s  {result['prefill_tok_s']}  (512-token prompt)\n"
+        f"  memory_gb      {result['memory_gb']} of {result['gpu_memory_gb']:g} ({fit})\n"
+        f"  watts          {result['watts']:g}  (decoding; board power x "
+        f"{eff.active_power_fraction})"
+    )

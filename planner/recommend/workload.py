@@ -1,0 +1,98 @@
+"""The workload and constraints a plan is made for (a YAML file, or flags)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from runtime.errors import UsageError
+
+VerifierOption = Literal["none", "latent", "separate"]
+ALL_VERIFIERS: tuple[VerifierOption, ...] = ("none", "latent", "separate")
+
+
+class Workload(BaseModel):
+    """Who is served, how fast, under which limits. Every field has a documented default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    developers: int | None = Field(20, ge=1, description="Developers served.")
+    tokens_per_developer_per_day: float = Field(
+        100_000, gt=0, description="Generated tokens per developer per working day."
+    )
+    tokens_per_day: float | None = Field(None, gt=0, description="Overrides developers x rate.")
+    active_hours_per_day: float = Field(
+        10, gt=0, le=24, description="Hours a day the load arrives in."
+    )
+    peak_concurrency: int | None = Field(
+        None, ge=1, description="Sequences decoded at once at peak (default: developers/5)."
+    )
+    context_tokens: int = Field(4096, ge=256, le=131072, description="Context per sequence.")
+    min_tok_s_per_stream: float = Field(
+        20, ge=0, description="Latency: tokens/s each user sees at peak."
+    )
+    min_pass_at_1: float = Field(0.0, ge=0, le=1, description="Minimum HumanEval pass@1.")
+    budget_usd: float | None = Field(None, gt=0, description="Most capex to spend.")
+    power_cap_w: float | None = Field(None, gt=0, description="Most power to draw (GPUs+host).")
+    region: str = Field("us-average", description="Electricity price and grid carbon.")
+    pue: str | float = Field("small-server-room", description="A PUE preset or a number.")
+    years: float = Field(3, gt=0, le=10, description="Amortisation horizon.")
+    ops_usd_per_year: float = Field(0, ge=0, description="Operations cost per year.")
+    models: list[str] | None = Field(None, description="Models to consider (default: coders).")
+    gpus: list[str] | None = Field(None, description="GPUs to consider (default: all).")
+    gpu_counts: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    quants: list[str] = Field(default_factory=lambda: ["Q4_K_M", "Q8_0"])
+    verifiers: list[VerifierOption] = Field(default_factory=lambda: list(ALL_VERIFIERS))
+
+    @model_validator(mode="after")
+    def _demand(self) -> Workload:
+        if self.tokens_per_day is None and self.developers is None:
+            raise ValueError("give developers or tokens_per_day")
+        return self
+
+    @property
+    def demand_tok_per_day(self) -> float:
+        if self.tokens_per_day is not None:
+            return self.tokens_per_day
+        return float(self.developers or 0) * self.tokens_per_developer_per_day
+
+    @property
+    def concurrency(self) -> int:
+        if self.peak_concurrency is not None:
+            return self.peak_concurrency
+        return max(1, math.ceil((self.developers or 1) / 5))
+
+    @property
+    def demand_tok_s(self) -> float:
+        """Average rate while the load arrives."""
+        return self.demand_tok_per_day / (self.active_hours_per_day * 3600)
+
+
+def load_workload(path: str | Path, **overrides: object) -> Workload:
+    """Read a workload YAML; flags given as ``overrides`` win. One clear error if invalid."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise UsageError(f"workload file {path} does not exist; see the README's example") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path} is not valid YAML ({exc}); fix the file") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} must be a mapping of workload fields (see the README)")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return make_workload(data, where=str(path))
+
+
+def make_workload(data: dict[str, object], where: str = "workload") -> Workload:
+    try:
+        return Workload.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "workload"
+        raise UsageError(
+            f"{where}: field {field}: {err['msg']}; fix it (see the README's workload format)"
+        ) from None

@@ -1,0 +1,102 @@
+"""The recommender on the shipped catalogue: constraints filter, binding limits, frontiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from planner.recommend.plan import _pareto, make_plan
+from planner.recommend.workload import Workload, load_workload
+from runtime.errors import UsageError
+
+SMALL = dict(
+    models=["qwen2.5-coder-0.5b", "qwen2.5-coder-7b"],
+    gpus=["rtx-4090", "l4", "h100-sxm"],
+    gpu_counts=[1, 2],
+    quants=["Q4_K_M"],
+)
+
+
+def test_every_shortlisted_candidate_meets_every_constraint() -> None:
+    w = Workload(
+        developers=40,
+        min_pass_at_1=0.6,
+        budget_usd=40_000,
+        power_cap_w=2000,
+        min_tok_s_per_stream=30,
+        **SMALL,
+    )  # type: ignore[arg-type]
+    plan = make_plan(w)
+    assert plan.evaluated == 3 * 2 * 2 * 1 * 3
+    assert plan.shortlist
+    for c in plan.candidates:
+        assert c.feasible
+        assert c.capex_usd <= 40_000 and c.active_power_w <= 2000
+        assert c.per_stream_tok_s >= 30 and (c.pass_at_1 or 0) >= 0.6
+        assert all(v <= 1.0 for v in c.headroom.values())
+    costs = [c.cost_per_mtok_usd for c in plan.candidates]
+    assert costs == sorted(costs)
+
+
+def test_impossible_budget_names_what_binds() -> None:
+    w = Workload(developers=40, budget_usd=100, **SMALL)  # type: ignore[arg-type]
+    plan = make_plan(w)
+    assert plan.feasible == 0 and not plan.shortlist
+    assert set(plan.rejected_by) == {"budget"}
+
+
+def test_verifier_costs_memory_and_speed() -> None:
+    w = Workload(developers=10, **{**SMALL, "gpus": ["rtx-4090"], "gpu_counts": [1]})  # type: ignore[arg-type]
+    plan = make_plan(w)
+    by = {(c.model, c.verifier): c for c in plan.candidates}
+    plain, sep = by[("qwen2.5-coder-7b", "none")], by[("qwen2.5-coder-7b", "separate")]
+    assert sep.verifier_weights_gb == pytest.approx(plain.main_weights_gb)
+    assert sep.memory_gb_per_replica > plain.memory_gb_per_replica
+    assert sep.decode_tok_s < plain.decode_tok_s
+    # on a GPU a 16-token verifier batch costs about one pass: far less than 2x
+    assert sep.decode_tok_s > 0.6 * plain.decode_tok_s
+
+
+def test_pareto_frontier() -> None:
+    pts = [("a", 0.5, 1.0), ("b", 0.6, 2.0), ("c", 0.55, 3.0), ("d", 0.7, 2.5)]
+    assert _pareto(pts) == ["a", "b", "d"]
+
+
+def test_workload_file_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "w.yaml"
+    bad.write_text("developers: -3\n")
+    with pytest.raises(UsageError, match="developers"):
+        load_workload(bad)
+    bad.write_text("developers: [1\n")
+    with pytest.raises(UsageError, match="not valid YAML"):
+        load_workload(bad)
+    bad.write_text("develoeprs: 3\n")
+    with pytest.raises(UsageError, match="develoeprs"):
+        load_workload(bad)
+    with pytest.raises(UsageError, match="does not exist"):
+        load_workload(tmp_path / "missing.yaml")
+
+
+def test_example_workload_in_readme_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("<!-- workload-example -->", 1)[1].split("```yaml", 1)[1]
+    path = tmp_path / "w.yaml"
+    path.write_text(block.split("```", 1)[0])
+    w = load_workload(path)
+    assert w.demand_tok_per_day > 0
+
+
+def test_cli_predict_and_unknown_gpu() -> None:
+    from planner.cli import _register, cli
+
+    _register()
+    runner = CliRunner()
+    ok = runner.invoke(
+        cli, ["predict", "--gpu", "RTX 4090", "--model", "qwen2.5-coder-7b", "--json"]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert '"decode_tok_s"' in ok.output
+    bad = runner.invoke(cli, ["predict", "--gpu", "rtx 4091", "--model", "qwen2.5-coder-7b"])
+    assert bad.exit_code == 2 and "did you mean" in bad.output
