@@ -19,6 +19,7 @@ from typing import Literal
 
 from planner.capacity.efficiency import Efficiency
 from planner.capacity.roofline import Device, ModelShape, pass_seconds
+from planner.profiler.schema import Profile
 
 VerifierKind = Literal["none", "latent", "separate"]
 
@@ -44,16 +45,16 @@ DEFAULT_COSTS: dict[VerifierKind, VerifierCost] = {
 
 
 def cost_from_profile(
-    profile: object, kind: VerifierKind, strategy: str = "threshold"
+    profile: Profile, kind: VerifierKind, strategy: str = "threshold"
 ) -> VerifierCost:
     """The counts of ``kind``-``strategy`` in a profile (``none`` reads plain)."""
     name = "plain" if kind == "none" else f"{kind}-{strategy}"
-    cfg = profile.config(name)  # type: ignore[attr-defined]
+    cfg = profile.config(name)
     host_s = 0.0
     if kind == "latent":
         # the head and the hidden-state copy run on the host, per token, whatever the device:
         # carry over the measured extra seconds per token
-        plain = profile.config("plain")  # type: ignore[attr-defined]
+        plain = profile.config("plain")
         host_s = max(0.0, 1.0 / cfg.decode.tok_s.median - 1.0 / plain.decode.tok_s.median)
     return VerifierCost(
         kind=kind,
@@ -61,7 +62,7 @@ def cost_from_profile(
         verifier_forward_per_emitted=cfg.compute.verifier_forward_per_emitted,
         host_s_per_token=host_s,
         source=f"profile {profile.model.name} ({name})",
-    )  # type: ignore[attr-defined]
+    )
 
 
 def step_seconds(
