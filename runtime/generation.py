@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.engine.chat import chat_prompt_tokens
 from runtime.engine.llama import Context, Model
+from runtime.engine.protocol import DecodeContext
 from runtime.errors import ContextOverflowError, UsageError
 from runtime.models.fetch import model_path
 from runtime.models.registry import DEFAULT_MODEL
@@ -102,14 +103,19 @@ class GenerationStream:
         model = self._rt.model
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         sent = 0
-        for committed in self._strategy.run(state, self._max_tokens):
-            if committed > sent:
-                chunk = decoder.decode(
-                    b"".join(model.piece(t) for t in state.tokens[sent:committed])
-                )
-                sent = committed
-                if chunk:
-                    yield chunk
+        set_busy = getattr(self._rt.ctx, "set_busy", None)
+        try:
+            for committed in self._strategy.run(state, self._max_tokens):
+                if committed > sent:
+                    chunk = decoder.decode(
+                        b"".join(model.piece(t) for t in state.tokens[sent:committed])
+                    )
+                    sent = committed
+                    if chunk:
+                        yield chunk
+        finally:
+            if set_busy is not None:  # a batch slot: the scheduler stops waiting for it
+                set_busy(False)
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
@@ -146,7 +152,10 @@ class Runtime:
         *,
         model: Model | None = None,
         verifier: Verifier | None = None,
+        ctx: DecodeContext | None = None,
     ) -> None:
+        """``ctx``: a context to generate in (e.g. one slot of a BatchEngine); by default the
+        runtime makes its own."""
         self.settings = s = settings or RuntimeSettings()
         self.model_file = model.path if model is not None else model_path(s.model)
         self.model = model or Model(self.model_file, n_gpu_layers=s.n_gpu_layers)
@@ -163,11 +172,12 @@ class Runtime:
             )
         self.verifier = verifier
         self.strategy = make_strategy(s.strategy, threshold=s.threshold, vgb=s.vgb)
-        self.ctx = Context(
-            self.model,
-            n_ctx=s.n_ctx,
-            n_threads=s.n_threads,
-            embeddings=bool(verifier and verifier.needs_hidden),
+        needs_hidden = bool(verifier and verifier.needs_hidden)
+        if ctx is not None and needs_hidden and not ctx.embeddings:
+            raise UsageError("this verifier reads hidden states: the context needs embeddings")
+        self._own_ctx = ctx is None
+        self.ctx: DecodeContext = ctx or Context(
+            self.model, n_ctx=s.n_ctx, n_threads=s.n_threads, embeddings=needs_hidden
         )
 
     def _load_verifier_model(self, ref: str) -> Model:
@@ -236,7 +246,15 @@ class Runtime:
         ver_before = dataclasses.replace(self.verifier.stats) if self.verifier else None
         fwd_before = self.ctx.forward_tokens
         t0 = time.perf_counter()
-        state.start(prompt_tokens)
+        set_busy = getattr(self.ctx, "set_busy", None)
+        if set_busy is not None:
+            set_busy(True)
+        try:
+            state.start(prompt_tokens)
+        except BaseException:
+            if set_busy is not None:
+                set_busy(False)
+            raise
         return GenerationStream(self, state, self.strategy, max_tokens, t0, ver_before, fwd_before)
 
     def generate(self, prompt_tokens: Sequence[int], **kwargs: object) -> Generation:
@@ -245,7 +263,8 @@ class Runtime:
     def close(self) -> None:
         if self.verifier is not None:
             self.verifier.close()
-        self.ctx.close()
+        if self._own_ctx:
+            self.ctx.close()
         for m in self._owned:
             m.close()
 

@@ -38,12 +38,14 @@ def cli(verbose: int) -> None:
 
 def _register() -> None:
     from planner.cli import demo, generate, models, plan, predict, profile
+    from planner.cli.eval import eval_group
 
     cli.add_command(models.models)
     cli.add_command(generate.generate)
     cli.add_command(profile.profile)
     cli.add_command(plan.plan)
     cli.add_command(predict.predict)
+    cli.add_command(eval_group)
     cli.add_command(demo.demo)
 
 

@@ -3,9 +3,10 @@
 1. one generation streamed with the Python-syntax verifier and threshold backtracking, with
    its trace;
 2. ``profile --quick``: every configuration side by side, the profile written to
-   ``OUT_DIR/profile.json``.
-
-The planner issue grows this into profile -> plan -> report.
+   ``OUT_DIR/profile.json``;
+3. a plan for the example workload (``planner/recommend/example_workload.yaml``) with that
+   profile's verifier overheads: the ranked shortlist;
+4. a report, ``OUT_DIR/report.md`` and ``report.html``, with charts.
 """
 
 from __future__ import annotations
@@ -37,15 +38,24 @@ DEMO_PROMPT = (
     show_default=True,
     help="Where the profile and traces are written.",
 )
+@click.option(
+    "--workload",
+    "workload_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Workload to plan for (default: the example workload).",
+)
 @click.option("--skip-profile", is_flag=True, help="Only the sample generation.")
-def demo(model: str, prompt: str, out_dir: Path, skip_profile: bool) -> None:
-    """Generate with a verifier, then profile every configuration on this machine."""
+def demo(
+    model: str, prompt: str, out_dir: Path, workload_file: Path | None, skip_profile: bool
+) -> None:
+    """Generate with a verifier, profile every configuration here, plan, and report."""
     from rich.console import Console
 
     from planner.cli.profile import run_with_progress
     from planner.profiler.report import print_profile
     from planner.profiler.runner import ProfileRequest
-    from runtime.atomic import write_json_atomic
+    from runtime.atomic import write_json_atomic, write_text_atomic
     from runtime.generation import Runtime, RuntimeSettings
 
     console = Console(stderr=True)
@@ -77,3 +87,24 @@ def demo(model: str, prompt: str, out_dir: Path, skip_profile: bool) -> None:
     path = profile.save(out_dir / "profile.json")
     print_profile(profile, Console())
     console.print(f"profile written to {path} ({profile.elapsed_s:.0f} s)")
+
+    from importlib import resources
+
+    from planner.recommend.plan import make_plan
+    from planner.recommend.report import print_plan
+    from planner.recommend.workload import load_workload
+    from planner.report import write_report
+
+    if workload_file is None:
+        ref = resources.files("planner.recommend") / "example_workload.yaml"
+        with resources.as_file(ref) as example:
+            workload = load_workload(example)
+    else:
+        workload = load_workload(workload_file)
+    console.rule("3. plan for the example workload (verifier overheads from this profile)")
+    plan = make_plan(workload, profile=profile)
+    write_text_atomic(out_dir / "plan.json", plan.model_dump_json(indent=2) + "\n")
+    print_plan(plan, Console())
+    paths = write_report(out_dir, profile, plan)
+    console.rule("4. report")
+    console.print(f"report written to {paths['markdown']} and {paths['html']}")

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from runtime.engine.llama import Context, Model
+from runtime.engine.llama import Model
+from runtime.engine.protocol import DecodeContext
 from runtime.samplers.choice import TokenChooser
 from runtime.samplers.trace import Trace
 from runtime.verifiers.base import Verifier
@@ -61,7 +62,7 @@ class DecodeState:
     def __init__(
         self,
         model: Model,
-        ctx: Context,
+        ctx: DecodeContext,
         verifier: Verifier | None,
         chooser: TokenChooser,
         trace: Trace,

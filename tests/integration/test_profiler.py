@@ -72,3 +72,21 @@ def test_profile_round_trip_and_frame(small_profile, tmp_path: Path) -> None:  #
         "peak_gb",
     ):
         assert col in df.columns
+
+
+def test_report_from_a_real_profile_and_plan(small_profile, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from planner.recommend.plan import make_plan
+    from planner.recommend.workload import Workload
+    from planner.report import write_report
+
+    plan = make_plan(Workload(developers=10, models=["qwen2.5-coder-0.5b", "qwen2.5-coder-7b"],
+                              gpus=["rtx-4090", "l4"], gpu_counts=[1]),
+                     profile=small_profile)
+    assert plan.verifier_costs["separate"].startswith("profile smollm2-135m")
+    paths = write_report(tmp_path, small_profile, plan)
+    page = paths["html"].read_text()
+    assert page.count("data:image/png;base64,") == 4
+    md = paths["markdown"].read_text()
+    assert "Ranked shortlist" in md and plan.shortlist[0].model in md
+    for png in ("overheads.png", "pareto_cost.png", "pareto_power.png", "costs.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"

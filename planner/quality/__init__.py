@@ -1,0 +1,1 @@
+"""Quality measurement: HumanEval pass@1 of runtime configurations, run in a sandbox."""

@@ -1,0 +1,181 @@
+"""HumanEval pass@1 of a runtime configuration: generate, extract, check in the sandbox.
+
+Results go to a JSON-lines file, one line per problem after a header line with the
+configuration, appended as each problem finishes: an interrupted run resumes where it stopped.
+The hidden tests are only ever run by the sandbox, after generation; they are never a verifier.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner.quality.dataset import Problem, load_humaneval
+from planner.quality.sandbox import Limits, run_program
+from planner.quality.stats import wilson_interval
+from runtime.atomic import write_text_atomic
+from runtime.errors import UsageError
+
+INSTRUCTION = (
+    "Complete the following Python function. Reply with the whole function in one "
+    "```python code block."
+)
+_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+class EvalConfig(BaseModel):
+    """What is evaluated; stored as the results file's header so a resume cannot mix runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    verifier: str = "none"
+    strategy: str = "plain"
+    max_tokens: int = Field(384, ge=16, le=4096)
+    temperature: float = 0.0
+    seed: int = 0
+    prompt_format: str = "chat-fenced-v1"
+
+
+def build_prompt(problem: Problem) -> str:
+    return f"{INSTRUCTION}\n\n```python\n{problem.prompt}```"
+
+
+def extract_program(problem: Problem, reply: str) -> str:
+    """The program to test: the reply's code block; if it lacks the function, the prompt+body."""
+    m = _FENCE.search(reply)
+    code = m.group(1) if m else reply
+    if re.search(rf"^\s*def\s+{re.escape(problem.entry_point)}\s*\(", code, re.MULTILINE):
+        header = "\n".join(
+            line for line in problem.prompt.splitlines() if line.startswith(("import ", "from "))
+        )
+        return f"{header}\n{code}" if header else code
+    return problem.prompt + code
+
+
+def check_source(problem: Problem, program: str) -> str:
+    return f"{program}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
+
+
+def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        return {}
+    try:
+        header = json.loads(lines[0]).get("config")
+        done = {}
+        for ln in lines[1:]:
+            rec = json.loads(ln)
+            done[rec["task_id"]] = rec
+    except (json.JSONDecodeError, KeyError, AttributeError):
+        raise UsageError(
+            f"{path} is not a backplan eval results file; pass another --out"
+        ) from None
+    if header != config.model_dump():
+        raise UsageError(
+            f"{path} holds results of another configuration ({header}); pass "
+            "another --out to start a new run"
+        )
+    return done
+
+
+def run_humaneval(
+    config: EvalConfig,
+    out: Path,
+    *,
+    limit: int | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """Evaluate (resuming from ``out``), return the summary."""
+    from runtime.generation import Runtime, RuntimeSettings
+    from runtime.samplers.choice import SamplingParams
+
+    problems = load_humaneval()[: limit or None]
+    done = _read(out, config)
+    if not out.exists() or not out.read_text(encoding="utf-8").strip():
+        write_text_atomic(out, json.dumps({"config": config.model_dump()}) + "\n")
+    todo = [p for p in problems if p.task_id not in done]
+    passed_so_far = sum(1 for p in problems if done.get(p.task_id, {}).get("passed"))
+    if todo:
+        settings = RuntimeSettings(
+            model=config.model, verifier=config.verifier, strategy=config.strategy
+        )  # type: ignore[arg-type]
+        with Runtime(settings) as rt:
+            sampling = SamplingParams(temperature=config.temperature)
+            for i, problem in enumerate(todo):
+                gen = rt.generate(
+                    rt.prompt_tokens(build_prompt(problem)),
+                    max_tokens=config.max_tokens,
+                    sampling=sampling,
+                    seed=config.seed,
+                )
+                program = extract_program(problem, gen.text)
+                outcome = run_program(check_source(problem, program), limits)
+                t = gen.trace
+                rec = {
+                    "task_id": problem.task_id,
+                    "passed": outcome.passed,
+                    "status": outcome.status,
+                    "detail": outcome.detail,
+                    "completion": gen.text,
+                    "emitted_tokens": t.emitted_tokens,
+                    "rollbacks": t.rollbacks,
+                    "rejected_tokens": t.rejected_tokens,
+                    "tok_s": round(t.decode_tok_s, 2),
+                    "forward_per_emitted": round(t.forward_per_emitted, 4),
+                }
+                with out.open("a", encoding="utf-8") as fh:  # one whole line per problem
+                    fh.write(json.dumps(rec) + "\n")
+                done[problem.task_id] = rec
+                passed_so_far += outcome.passed
+                if progress is not None:
+                    progress(len(problems) - len(todo) + i + 1, len(problems), passed_so_far)
+    return summarise(config, [done[p.task_id] for p in problems])
+
+
+def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(records)
+    passed = sum(1 for r in records if r["passed"])
+    lo, hi = wilson_interval(passed, n)
+    tok_s = [r["tok_s"] for r in records if r.get("tok_s")]
+    return {
+        **config.model_dump(),
+        "n": n,
+        "passed": passed,
+        "pass_at_1": round(passed / n, 4) if n else 0.0,
+        "ci95": [round(lo, 4), round(hi, 4)],
+        "tok_s": round(statistics.median(tok_s), 2) if tok_s else None,
+        "backtracks_per_problem": round(sum(r["rollbacks"] for r in records) / n, 3) if n else 0.0,
+        "forward_per_emitted": round(statistics.mean(r["forward_per_emitted"] for r in records), 4)
+        if n
+        else 0.0,
+    }
+
+
+def record_summary(summary_file: Path, summary: dict[str, Any]) -> None:
+    """Add or replace this configuration's run in a results JSON list (atomically)."""
+    runs: list[dict[str, Any]] = []
+    if summary_file.exists():
+        try:
+            runs = json.loads(summary_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise UsageError(f"{summary_file} is not valid JSON; fix or move it") from None
+    key = ("model", "verifier", "strategy", "max_tokens", "prompt_format")
+    runs = [r for r in runs if tuple(r.get(k) for k in key) != tuple(summary[k] for k in key)]
+    runs.append(summary)
+    write_text_atomic(summary_file, json.dumps(runs, indent=2) + "\n")
+
+
+def load_results(path: Path) -> dict[str, bool]:
+    """task_id -> passed, from a results file (for paired comparisons)."""
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    return {rec["task_id"]: bool(rec["passed"]) for rec in map(json.loads, lines[1:])}
