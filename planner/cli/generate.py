@@ -79,6 +79,9 @@ from runtime.samplers.strategies import ThresholdParams, VGBParams
 )
 @click.option("--window", type=int, default=None, help=field_help(VGBParams, "window"))
 @click.option(
+    "--token-budget", type=float, default=None, help=field_help(VGBParams, "token_budget")
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -104,6 +107,7 @@ def generate(
     block: int | None,
     action_tokens: int | None,
     window: int | None,
+    token_budget: float | None,
     as_json: bool,
 ) -> None:
     """Generate a reply to PROMPT with a verifier and a backtracking strategy."""
@@ -127,7 +131,9 @@ def generate(
             max_backtracks=max_backtracks,
             block=block,
         ),
-        vgb=validated(VGBParams, action_tokens=action_tokens, window=window),
+        vgb=validated(
+            VGBParams, action_tokens=action_tokens, window=window, token_budget=token_budget
+        ),
     )
     with Runtime(settings) as rt:
         tokens = rt.prompt_tokens(prompt, chat=not raw, system=system)

@@ -8,7 +8,15 @@ import click
 
 
 @click.command()
-@click.option("--gpu", required=True, help="GPU id or name (case-insensitive, fuzzy).")
+@click.option("--gpu", default=None, help="GPU id or name (case-insensitive, fuzzy).")
+@click.option(
+    "--local",
+    "local_profile",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Instead of a GPU: predict this machine's plain decode speed from the "
+    "CPU figures measured with PROFILE, and compare with PROFILE's measurement.",
+)
 @click.option("--model", default=None, help="Catalogue model (e.g. qwen2.5-coder-7b).")
 @click.option(
     "--params",
@@ -42,7 +50,8 @@ import click
 @click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False), default=None)
 @click.option("--json", "as_json", is_flag=True)
 def predict(
-    gpu: str,
+    gpu: str | None,
+    local_profile: str | None,
     model: str | None,
     params_b: float | None,
     quant: str,
@@ -62,9 +71,27 @@ def predict(
     from planner.capacity.verifier import DEFAULT_COSTS, step_seconds
     from runtime.errors import UsageError
 
+    catalog = load_catalog(Path(catalog_dir) if catalog_dir else None)
+    if local_profile is not None:
+        from planner.capacity.prediction import predict_from_profile
+        from planner.profiler.schema import load_profile
+
+        res = predict_from_profile(load_profile(local_profile), catalog)
+        if as_json:
+            click.echo(json.dumps(res, indent=2))
+        else:
+            click.echo(
+                f"this machine ({res['cpu']}): {res['model']} plain decode predicted "
+                f"{res['predicted_decode_tok_s']} tok/s, measured "
+                f"{res['measured_decode_tok_s']} tok/s: error {res['error_pct']:+.1f}% "
+                f"(bandwidth {res['bandwidth_gb_s']} GB/s, "
+                f"{res['fp32_tflops'] * 1000:.0f} GFLOP/s fp32, measured with the profile)"
+            )
+        return
+    if gpu is None:
+        raise UsageError("give --gpu NAME (or --local PROFILE for this machine)")
     if (model is None) == (params_b is None):
         raise UsageError("give exactly one of --model NAME or --params N")
-    catalog = load_catalog(Path(catalog_dir) if catalog_dir else None)
     g = find_gpu(catalog, gpu)
     if model is not None:
         shape = shape_from_entry(find_model(catalog, model), quant)

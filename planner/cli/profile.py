@@ -41,6 +41,12 @@ from planner.profiler.runner import CONFIGS, ProfileRequest
 @click.option(
     "--prompts", "n_prompts", type=int, default=None, help=field_help(ProfileRequest, "n_prompts")
 )
+@click.option(
+    "--quality",
+    type=click.IntRange(1, 164),
+    default=None,
+    help=field_help(ProfileRequest, "quality"),
+)
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")
 @click.option("--cpu-only", is_flag=True, help="Do not look for a GPU.")
 @click.option(
@@ -62,6 +68,7 @@ def profile(
     repeats: int,
     max_tokens: int | None,
     n_prompts: int | None,
+    quality: int | None,
     threads: int | None,
     cpu_only: bool,
     watts_per_core: float | None,
@@ -80,6 +87,7 @@ def profile(
         max_tokens=max_tokens,
         n_prompts=n_prompts,
         n_threads=threads,
+        quality=quality,
         prefer_gpu=not cpu_only,
         watts_per_core=watts_per_core,
     )
@@ -106,6 +114,9 @@ def run_with_progress(req: ProfileRequest):  # type: ignore[no-untyped-def]
         task = bar.add_task("starting", total=None)
 
         def progress(label: str, done: int, total: int) -> None:
-            bar.update(task, description=label, completed=done, total=total)
+            if total > 0:
+                bar.update(task, description=label, completed=done, total=total)
+            else:  # a phase without a count (quality runs): only say what is happening
+                bar.update(task, description=label)
 
         return run_profile(req, progress)

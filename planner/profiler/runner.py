@@ -32,6 +32,7 @@ from planner.profiler.schema import (
     Profile,
     ProfileError,
     ProfileSettings,
+    QualityFigures,
     Stat,
 )
 from planner.profiler.worker import WorkerSpec, describe_error, serve
@@ -116,12 +117,16 @@ class ProfileRequest(BaseModel):
     quick: bool = False
     repeats: int = Field(3, ge=3, le=50, description="Repeats per configuration (median).")
     max_tokens: int | None = Field(
-        None, ge=8, le=4096, description="Tokens per prompt (default 128; quick 32)."
+        None, ge=8, le=4096, description="Tokens per prompt (default 64; quick 32)."
     )
     n_prompts: int | None = Field(
         None, ge=1, le=len(PROMPTS), description="Prompts per repeat (default 2; quick 1)."
     )
     n_ctx: int = Field(1024, ge=256, le=131072)
+    quality: int | None = Field(
+        None, ge=1, le=164, description="Also measure pass@1 on the first N HumanEval problems."
+    )
+    quality_dir: str = Field("out/eval", description="Where per-problem quality results go.")
     n_threads: int | None = None
     prefer_gpu: bool = True
     watts_per_core: float = Field(
@@ -136,7 +141,7 @@ class ProfileRequest(BaseModel):
             )
         names = ["plain"] + [c for c in self.configs if c != "plain"]
         prompts = list(PROMPTS[: self.n_prompts or (1 if self.quick else 2)])
-        tokens = self.max_tokens or (32 if self.quick else 128)
+        tokens = self.max_tokens or (32 if self.quick else 64)
         return [CONFIGS[n] for n in dict.fromkeys(names)], prompts, tokens
 
 
@@ -255,13 +260,25 @@ def run_profile(req: ProfileRequest, progress: Progress | None = None) -> Profil
         _summarise(cfg, w, meter_info, req.head) for cfg, w in zip(configs, workers, strict=True)
     ]
     warnings = _ratios(entries)
+    if req.quality:
+        _measure_quality(req, path, configs, entries, progress)
     if meter_info.get("energy_source") == "estimate":
         warnings.append(
             "energy: " + str(meter_info.get("energy_estimate", "estimated, no energy counter"))
         )
+    fp = fingerprint(meter_info)
+    from planner.capacity.local import measure_local
+
+    local = measure_local(req.n_threads)
+    fp["local_measurement"] = {
+        "bandwidth_gb_s": round(local.bandwidth_gb_s, 2),
+        "fp32_tflops": round(local.fp32_tflops, 4),
+        "threads": local.threads,
+        "how": "numpy: threads summing a 512 MB array; 1024^2 sgemm",
+    }
     return Profile(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        fingerprint=fingerprint(meter_info),
+        fingerprint=fp,
         model=model,
         settings=ProfileSettings(
             prompts=prompts,
@@ -275,6 +292,44 @@ def run_profile(req: ProfileRequest, progress: Progress | None = None) -> Profil
         warnings=warnings,
         elapsed_s=round(time.perf_counter() - t_start, 1),
     )
+
+
+def _measure_quality(
+    req: ProfileRequest,
+    path: Any,
+    configs: list[ProfileConfig],
+    entries: list[ConfigProfile],
+    progress: Progress | None,
+) -> None:
+    """pass@1 of each configuration on the first ``req.quality`` HumanEval problems."""
+    from pathlib import Path
+
+    from planner.quality.harness import EvalConfig, run_humaneval
+
+    for cfg, entry in zip(configs, entries, strict=True):
+        ecfg = EvalConfig(
+            model=str(path),
+            verifier=entry.verifier,
+            strategy=cfg.strategy,
+            temperature=cfg.temperature,
+        )
+        out = Path(req.quality_dir) / f"profile-{req.model}-{cfg.name}.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            out.unlink()  # a profile measures afresh
+
+        def tick(done: int, total: int, passed: int, name: str = cfg.name) -> None:
+            if progress is not None:
+                progress(f"quality {name} {done}/{total} ({passed} passed)", 0, 0)
+
+        summary = run_humaneval(ecfg, out, limit=req.quality, progress=tick)
+        entry.quality = QualityFigures(
+            n=summary["n"],
+            passed=summary["passed"],
+            pass_at_1=summary["pass_at_1"],
+            ci95=summary["ci95"],
+            results_file=str(out),
+        )
 
 
 def _sha_or_none(fn: Callable[[Any], str], path: Any) -> str | None:
@@ -302,6 +357,11 @@ def _summarise(cfg: ProfileConfig, w: _Worker, meter: dict[str, Any], head: str)
     flops = 2.0 * (info["n_params"] * main_fwd + info["verifier_params"] * ver_fwd)
     tok_s = [n / s["elapsed_s"] for n, s in zip(per_repeat, samples, strict=True)]
     ttft = [statistics.median(s["ttft_s"]) for s in samples]
+    decode_only = [
+        sum(t["emitted_tokens"] for t in s["traces"])
+        / max(1e-9, sum(t["seconds"]["total_s"] - t["seconds"]["prefill_s"] for t in s["traces"]))
+        for s in samples
+    ]
     j_tok = [s["energy_j"] / n if n else 0.0 for n, s in zip(per_repeat, samples, strict=True)]
     base = info["baseline_bytes"]
     peak = w.final.get("peak_bytes") or max(s["peak_bytes"] for s in samples)
@@ -332,7 +392,9 @@ def _summarise(cfg: ProfileConfig, w: _Worker, meter: dict[str, Any], head: str)
             head_evals_per_emitted=heads * per,
             gflops_per_emitted=flops * per / 1e9,
         ),
-        decode=DecodeFigures(tok_s=_stat(tok_s), ttft_s=_stat(ttft)),
+        decode=DecodeFigures(
+            tok_s=_stat(tok_s), ttft_s=_stat(ttft), decode_only_tok_s=_stat(decode_only)
+        ),
         energy=EnergyFigures(
             source=str(meter.get("energy_source", "estimate")),
             is_estimate=meter.get("energy_source") == "estimate",

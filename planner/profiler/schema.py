@@ -60,6 +60,18 @@ class ComputeFigures(_Strict):
 class DecodeFigures(_Strict):
     tok_s: Stat = Field(description="Emitted tokens per second (prompt included in the time).")
     ttft_s: Stat = Field(description="Time to the first committed (streamable) token.")
+    decode_only_tok_s: Stat = Field(
+        description="Emitted tokens per second after the prompt (prefill time excluded)."
+    )
+
+
+class QualityFigures(_Strict):
+    benchmark: str = "humaneval"
+    n: int
+    passed: int
+    pass_at_1: float
+    ci95: list[float]
+    results_file: str
 
 
 class EnergyFigures(_Strict):
@@ -87,6 +99,7 @@ class ConfigProfile(_Strict):
     decode: DecodeFigures
     energy: EnergyFigures
     backtracking: BacktrackFigures
+    quality: QualityFigures | None = Field(None, description="With --quality N: pass@1.")
     memory_ratio: float = Field(description="peak_gb over plain's.")
     compute_ratio: float = Field(description="forward_per_emitted over plain's.")
     decode_ratio: float = Field(description="tok/s over plain's (1 - slowdown).")

@@ -41,6 +41,8 @@ def serve(conn: Connection, spec: WorkerSpec) -> None:
     logging.basicConfig(level=logging.WARNING)
     try:
         _serve(conn, spec)
+    except (EOFError, BrokenPipeError):
+        return  # the runner went away (interrupted): nothing to report to
     except BackplanError as exc:
         conn.send(("error", str(exc)))
     except Exception as exc:  # noqa: BLE001 - report any crash to the parent, then exit

@@ -136,6 +136,13 @@ class VGBParams(BaseModel):
     max_steps: int | None = Field(
         None, ge=1, description="Walk steps before finishing plainly (default: 4 x max_tokens)."
     )
+    token_budget: float = Field(
+        4.0,
+        gt=0,
+        description="Stop walking back once the walk has sampled this many times max_tokens "
+        "tokens; then finish plainly. Bounds VGB's compute when values barely discriminate "
+        "(an exact or flat value function backtracks half the time).",
+    )
     window: int | None = Field(
         None,
         ge=1,
@@ -184,6 +191,7 @@ class VGBStrategy(Strategy):
         ver = state.verifier
         rng: np.random.Generator = state.chooser.rng
         max_steps = p.max_steps or 4 * max_tokens
+        budget_tokens = p.token_budget * max_tokens
         bounds = [0]  # token length at each depth of the walk
         ended = [False]  # whether the prefix at that depth is finished (end of text)
         deepest = 0
@@ -195,7 +203,8 @@ class VGBStrategy(Strategy):
             length = bounds[-1]
             leaf = ended[-1] or length >= max_tokens
             if leaf:
-                if depth <= floor or steps >= max_steps or rng.random() < 0.5:
+                exhausted = steps >= max_steps or trace.generated_tokens >= budget_tokens
+                if depth <= floor or exhausted or rng.random() < 0.5:
                     trace.finish_reason = "stop" if ended[-1] else "length"
                     break
                 steps += 1
@@ -212,7 +221,8 @@ class VGBStrategy(Strategy):
             else:
                 v_child = 1.0
             go_back = False
-            if depth > floor and steps < max_steps and ver is not None:
+            walking = steps < max_steps and trace.generated_tokens < budget_tokens
+            if depth > floor and walking and ver is not None:
                 v_here = state.value_at(length)
                 total = v_here + v_child
                 p_back = 0.5 if total <= 0.0 else v_here / total

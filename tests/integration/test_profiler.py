@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def small_profile(smol_path: Path) -> object:
+def small_profile(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> object:
     req = ProfileRequest(
         model="smollm2-135m",
         quick=True,
@@ -90,3 +90,16 @@ def test_report_from_a_real_profile_and_plan(small_profile, tmp_path: Path) -> N
     assert "Ranked shortlist" in md and plan.shortlist[0].model in md
     for png in ("overheads.png", "pareto_cost.png", "pareto_power.png", "costs.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_quality_and_local_prediction(small_profile) -> None:  # type: ignore[no-untyped-def]
+    from hardware_catalog import load_catalog
+    from planner.capacity.prediction import predict_from_profile
+
+    for c in small_profile.configs:
+        assert c.quality is not None and c.quality.n == 1
+        assert Path(c.quality.results_file).exists()
+    local = small_profile.fingerprint["local_measurement"]
+    assert local["bandwidth_gb_s"] > 0 and local["fp32_tflops"] > 0
+    res = predict_from_profile(small_profile, load_catalog())
+    assert res["predicted_decode_tok_s"] > 0 and res["measured_decode_tok_s"] > 0
