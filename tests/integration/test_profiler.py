@@ -20,6 +20,8 @@ def small_profile(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         repeats=3,
         configs=["plain", "latent-threshold", "separate-threshold", "syntax-vgb"],
         n_threads=2,
+        quality=1,
+        quality_dir=str(tmp_path_factory.mktemp("eval")),
     )
     seen: list[tuple[str, int, int]] = []
     prof = run_profile(req, lambda label, done, total: seen.append((label, done, total)))
