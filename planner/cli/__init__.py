@@ -37,7 +37,7 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from planner.cli import demo, generate, models, plan, predict, profile
+    from planner.cli import dashboard, demo, generate, models, plan, predict, profile
     from planner.cli.eval import eval_group
 
     cli.add_command(models.models)
@@ -47,6 +47,7 @@ def _register() -> None:
     cli.add_command(predict.predict)
     cli.add_command(eval_group)
     cli.add_command(demo.demo)
+    cli.add_command(dashboard.dashboard)
 
 
 def main() -> None:

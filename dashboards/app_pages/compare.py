@@ -1,0 +1,7 @@
+"""The Compare page."""
+
+from dashboards.state import guarded
+from dashboards.views.compare import render
+
+if __name__ == "__main__":  # Streamlit runs pages as __main__; a spawned process must not
+    guarded(render)()
