@@ -8,11 +8,14 @@ ratios to plain.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import statistics
+import sys
 import time
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -148,6 +151,23 @@ class ProfileRequest(BaseModel):
 Progress = Callable[[str, int, int], None]
 
 
+@contextlib.contextmanager
+def _neutral_main() -> Iterator[None]:
+    """Spawn workers with an empty ``__main__``.
+
+    A spawned process re-imports the parent's ``__main__``; when the profiler runs inside a
+    Streamlit page, a notebook or a test runner that swapped ``__main__``, that would re-run
+    someone else's script in every worker.
+    """
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
 class _Worker:
     def __init__(self, ctx: Any, spec: WorkerSpec) -> None:
         self.spec = spec
@@ -155,7 +175,8 @@ class _Worker:
         self.proc = ctx.Process(
             target=serve, args=(child, spec), daemon=True, name=f"profile-{spec.name}"
         )
-        self.proc.start()
+        with _neutral_main():
+            self.proc.start()
         child.close()
         self.info: dict[str, Any] = {}
         self.samples: list[dict[str, Any]] = []
