@@ -14,15 +14,20 @@ from runtime.verifiers.syntax import PythonSyntaxVerifier
 
 pytestmark = pytest.mark.integration
 
-PROMPTS = ["Write a Python function that adds two numbers.",
-           "What is the capital of France?",
-           "Write a haiku about the sea.",
-           "List three prime numbers."]
+PROMPTS = [
+    "Write a Python function that adds two numbers.",
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "List three prime numbers.",
+]
 
 
 def _alone(smol: Model, prompt: str, strategy: str = "plain") -> Generation:
-    rt = Runtime(RuntimeSettings(strategy=strategy), model=smol,  # type: ignore[arg-type]
-                 verifier=PythonSyntaxVerifier(smol.piece) if strategy != "plain" else None)
+    rt = Runtime(
+        RuntimeSettings(strategy=strategy),
+        model=smol,  # type: ignore[arg-type]
+        verifier=PythonSyntaxVerifier(smol.piece) if strategy != "plain" else None,
+    )
     try:
         return rt.generate(rt.prompt_tokens(prompt), max_tokens=32, seed=0)
     finally:
@@ -38,8 +43,9 @@ def test_concurrent_slots_match_their_own_sequential_outputs(smol: Model) -> Non
     def run(i: int) -> None:
         try:
             rt = Runtime(RuntimeSettings(), model=smol, ctx=engine.slot(i))
-            results[i] = rt.generate(rt.prompt_tokens(PROMPTS[i]), max_tokens=32, seed=0,
-                                     sampling=SamplingParams())
+            results[i] = rt.generate(
+                rt.prompt_tokens(PROMPTS[i]), max_tokens=32, seed=0, sampling=SamplingParams()
+            )
         except BaseException as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
 

@@ -81,9 +81,15 @@ def test_report_from_a_real_profile_and_plan(small_profile, tmp_path: Path) -> N
     from planner.recommend.workload import Workload
     from planner.report import write_report
 
-    plan = make_plan(Workload(developers=10, models=["qwen2.5-coder-0.5b", "qwen2.5-coder-7b"],
-                              gpus=["rtx-4090", "l4"], gpu_counts=[1]),
-                     profile=small_profile)
+    plan = make_plan(
+        Workload(
+            developers=10,
+            models=["qwen2.5-coder-0.5b", "qwen2.5-coder-7b"],
+            gpus=["rtx-4090", "l4"],
+            gpu_counts=[1],
+        ),
+        profile=small_profile,
+    )
     assert plan.verifier_costs["separate"].startswith("profile smollm2-135m")
     paths = write_report(tmp_path, small_profile, plan)
     page = paths["html"].read_text()

@@ -26,8 +26,10 @@ def test_canonical_solutions_pass_and_empty_bodies_fail() -> None:
 
 def test_extraction_from_a_chat_reply() -> None:
     p = load_humaneval()[0]
-    reply = ("Sure:\n```python\nfrom typing import List\n\ndef has_close_elements(numbers, "
-             "threshold):\n" + p.canonical_solution + "```\nDone.")
+    reply = (
+        "Sure:\n```python\nfrom typing import List\n\ndef has_close_elements(numbers, "
+        "threshold):\n" + p.canonical_solution + "```\nDone."
+    )
     program = extract_program(p, reply)
     assert program.startswith("from typing import List")
     assert run_program(check_source(p, program)).passed
@@ -37,7 +39,9 @@ def test_extraction_from_a_chat_reply() -> None:
 
 def test_sandbox_limits() -> None:
     assert run_program("while True:\n    pass\n", Limits(wall_s=3, cpu_s=1)).status in (
-        "failed", "timeout")
+        "failed",
+        "timeout",
+    )
     assert not run_program("x = bytearray(4 << 30)\n").passed
     out = run_program("import os\nprint(os.getcwd())\nraise SystemExit(3)\n")
     assert not out.passed
@@ -56,8 +60,12 @@ def test_statistics_hand_computed() -> None:
 def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     cfg = EvalConfig(model="m")
-    out.write_text(json.dumps({"config": cfg.model_dump()}) + "\n"
-                   + json.dumps({"task_id": "HumanEval/0", "passed": True}) + "\n")
+    out.write_text(
+        json.dumps({"config": cfg.model_dump()})
+        + "\n"
+        + json.dumps({"task_id": "HumanEval/0", "passed": True})
+        + "\n"
+    )
     assert set(_read(out, cfg)) == {"HumanEval/0"}
     with pytest.raises(UsageError, match="another configuration"):
         _read(out, EvalConfig(model="m", verifier="syntax"))
