@@ -34,6 +34,8 @@ def cli(verbose: int) -> None:
     """backplan: verifier-guided backtracking on llama.cpp, measured and planned."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # a model download takes minutes: always say which part is being fetched
+    logging.getLogger("runtime.models.fetch").setLevel(min(level, logging.INFO))
 
 
 def _register() -> None:
