@@ -1,0 +1,622 @@
+"""The server's core: one model, a batch engine of parallel slots, a bounded queue in front.
+
+Each admitted request gets a slot and a thread of its own that runs a fresh
+:class:`~runtime.generation.Runtime` (its own verifier and strategy) on that slot; the
+:class:`~runtime.engine.batch.BatchEngine` decodes all busy slots together. The thread talks to
+the event loop through an asyncio queue of events (started, committed text, finished, failed).
+A request is stopped between decodes when its client goes away or its time is up: its slot's
+context is wrapped so the next decode raises, which ends the generation and frees the slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from runtime.engine.batch import BatchEngine, SlotContext
+from runtime.engine.llama import Model
+from runtime.errors import BackplanError, UsageError
+from runtime.generation import Generation, GenerationStream, Runtime, RuntimeSettings
+from runtime.models.fetch import model_path
+from runtime.models.registry import lookup
+from runtime.samplers.choice import SamplingParams
+from runtime.samplers.trace import Trace
+from runtime.server.errors import APIError, from_backplan
+from runtime.server.metrics import Metrics
+from runtime.server.settings import ServerSettings
+from runtime.verifiers.base import Verifier
+from runtime.verifiers.factory import build_verifier
+
+log = logging.getLogger(__name__)
+
+MAX_VERIFIER_PARTS = 4
+
+
+# -- events from a generation thread to the event loop ----------------------------------------
+@dataclass
+class Started:
+    """The prompt is evaluated and generation is under way."""
+
+
+@dataclass
+class Chunk:
+    text: str
+
+
+@dataclass
+class Finished:
+    text: str
+    trace: Trace
+    finish_reason: str
+    timed_out: bool
+
+
+@dataclass
+class Failed:
+    error: APIError
+
+
+Event = Started | Chunk | Finished | Failed
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request waited."""
+
+
+class _Stopped(Exception):
+    """Raised inside a generation thread to end it (client gone or time up)."""
+
+
+@dataclass
+class GenerationRequest:
+    prompt_tokens: list[int]
+    max_tokens: int
+    sampling: SamplingParams
+    seed: int | None
+    verifier: str
+    strategy: str
+    syntax_mode: Literal["code", "fenced"]
+    stop: list[str]
+    stream: bool
+    deadline: float  # time.monotonic() after which the generation is cut short
+
+
+class StopMatcher:
+    """Finds stop strings in committed text, holding back what could be the start of one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.buf = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Text that can be released now, and whether a stop string was found."""
+        self.buf += text
+        if self.stops:
+            hits = [i for i in (self.buf.find(s) for s in self.stops) if i >= 0]
+            if hits:
+                out = self.buf[: min(hits)]
+                self.buf = ""
+                return out, True
+        if len(self.buf) <= self.hold:
+            return "", False
+        cut = len(self.buf) - self.hold
+        out, self.buf = self.buf[:cut], self.buf[cut:]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.buf = self.buf, ""
+        return out
+
+
+class Job:
+    """One request's generation: its slot, its thread, its events and its stop flag."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, req: GenerationRequest, slot: int) -> None:
+        self.loop = loop
+        self.req = req
+        self.slot = slot
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.cancel = threading.Event()
+        self.timed_out = False
+        self.done = False
+        self.t_start = time.monotonic()
+
+    def post(self, event: Event) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown): nobody listens
+            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise _Stopped("cancelled")
+        if time.monotonic() > self.req.deadline:
+            self.timed_out = True
+            raise _Stopped("timed out")
+
+    async def next_event(
+        self, disconnected: Callable[[], Awaitable[bool]] | None = None, poll_s: float = 0.5
+    ) -> Event:
+        """The next event; with ``disconnected``, stop the job if the client goes away."""
+        if disconnected is None:
+            return await self.events.get()
+        while True:
+            try:
+                return await asyncio.wait_for(self.events.get(), poll_s)
+            except asyncio.TimeoutError:
+                if await disconnected():
+                    self.cancel.set()
+                    raise ClientGone() from None
+
+
+class GuardedSlot:
+    """A slot's context that raises between decodes once its job is cancelled or out of time."""
+
+    def __init__(self, slot: SlotContext, job: Job) -> None:
+        self._slot = slot
+        self._job = job
+        self.model = slot.model
+        self.n_ctx = slot.n_ctx
+        self.n_batch = slot.n_batch
+        self.embeddings = slot.embeddings
+
+    @property
+    def n_past(self) -> int:
+        return self._slot.n_past
+
+    @n_past.setter
+    def n_past(self, value: int) -> None:
+        self._slot.n_past = value
+
+    @property
+    def forward_tokens(self) -> int:
+        return self._slot.forward_tokens
+
+    @forward_tokens.setter
+    def forward_tokens(self, value: int) -> None:
+        self._slot.forward_tokens = value
+
+    def decode(self, tokens: Sequence[int], *, all_outputs: bool = False) -> int:
+        self._job.check()
+        return self._slot.decode(tokens, all_outputs=all_outputs)
+
+    def decode_one(self, token: int) -> None:
+        self._job.check()
+        self._slot.decode_one(token)
+
+    def logits(self, i: int = -1) -> np.ndarray:
+        return self._slot.logits(i)
+
+    def hidden(self, i: int = -1) -> np.ndarray:
+        return self._slot.hidden(i)
+
+    def hidden_all(self, n: int) -> np.ndarray:
+        return self._slot.hidden_all(n)
+
+    def truncate(self, n_keep: int) -> None:
+        self._slot.truncate(n_keep)
+
+    def reset(self) -> None:
+        self._slot.reset()
+
+    def set_busy(self, busy: bool) -> None:
+        self._slot.set_busy(busy)
+
+    def close(self) -> None:
+        self._slot.close()
+
+
+class SlotPool:
+    """Free slots, handed to waiters first come, first served; lives on the event loop."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.free = list(range(n - 1, -1, -1))
+        self.waiters: deque[asyncio.Future[int]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for w in self.waiters if not w.done())
+
+    @property
+    def active(self) -> int:
+        return self.n - len(self.free)
+
+    async def acquire(
+        self, timeout: float, disconnected: Callable[[], Awaitable[bool]] | None = None
+    ) -> int:
+        if self.free and not self.waiting:
+            return self.free.pop()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+        self.waiters.append(fut)
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                try:
+                    return await asyncio.wait_for(asyncio.shield(fut), min(left, 0.5))
+                except asyncio.TimeoutError:
+                    if fut.done():
+                        return fut.result()
+                    if disconnected is not None and await disconnected():
+                        raise ClientGone() from None
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self.release(fut.result())  # handed a slot just as we gave up: pass it on
+            else:
+                fut.cancel()
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(fut)
+
+    def release(self, slot: int) -> None:
+        while self.waiters:
+            w = self.waiters.popleft()
+            if not w.done():
+                w.set_result(slot)
+                return
+        self.free.append(slot)
+
+
+def split_spec(spec: str) -> list[tuple[str, str | None]]:
+    parts = []
+    for part in spec.split("+"):
+        part = part.strip()
+        if part:
+            name, _, head = part.partition("=")
+            parts.append((name.strip(), head.strip() or None))
+    return parts
+
+
+class ServerCore:
+    """Everything the routes share: settings, model, engine, slots, metrics."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        spec = lookup(settings.model)
+        if spec is not None:
+            self.model_id = spec.name
+            self._names = {spec.name.casefold(), *(a.casefold() for a in spec.aliases)}
+        else:
+            ref = settings.model.removeprefix("hf:")
+            name = Path(ref).name
+            self.model_id = name[:-5] if name.lower().endswith(".gguf") else name
+            self._names = {self.model_id.casefold(), name.casefold()}
+        self._names.add(settings.model.casefold())
+        self.created = int(time.time())
+        self.metrics = Metrics(settings.parallel)
+        self.model: Model | None = None
+        self.engine: BatchEngine | None = None
+        self.verifier_models: dict[str, Model] = {}
+        self._default_parts = split_spec(settings.verifier)
+        self.embeddings = any(name == "latent" for name, _ in self._default_parts)
+        self.ready = False
+        self.draining = False
+        self.load_error: str | None = None
+        self.pool = SlotPool(settings.parallel)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._threads: set[threading.Thread] = set()
+        self._ewma_s = 2.0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the model (and verifier models), check the default verifier, start the engine."""
+        s = self.settings
+        try:
+            t0 = time.perf_counter()
+            model = Model(model_path(s.model))
+            # Model.piece caches into a dict through one shared ctypes buffer: fill the cache
+            # now so generation threads only ever read it.
+            for tok in range(model.n_vocab):
+                model.piece(tok)
+            self.model = model
+            for name, _head in self._default_parts:
+                if name.startswith("model:") and name[6:] not in self.verifier_models:
+                    self.verifier_models[name[6:]] = Model(model_path(name[6:]))
+            check = self._build_verifier(s.verifier, "fenced")
+            if check is not None:
+                check.close()
+            self.engine = BatchEngine(
+                model,
+                n_slots=s.parallel,
+                n_ctx_per_slot=s.n_ctx,
+                embeddings=self.embeddings,
+                n_threads=s.n_threads,
+            )
+            self.ready = True
+            log.warning(
+                "backplan serve: %s ready in %.1fs (%d slots of %d tokens, verifier %s, "
+                "strategy %s)",
+                self.model_id,
+                time.perf_counter() - t0,
+                s.parallel,
+                self.engine.n_ctx_per_slot,
+                s.verifier,
+                s.strategy,
+            )
+        except BackplanError as exc:
+            self.load_error = str(exc)
+            log.error("error: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - reported on /ready, the server stays up
+            self.load_error = f"loading failed: {exc}"
+            log.exception("loading failed")
+
+    def close(self) -> None:
+        for t in list(self._threads):
+            t.join(30)
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+        for m in self.verifier_models.values():
+            m.close()
+        if self.model is not None:
+            self.model.close()
+            self.model = None
+
+    # -- requests -------------------------------------------------------------------------------
+    def require_ready(self) -> None:
+        if self.draining:
+            raise APIError(
+                503,
+                "the server is shutting down; retry on another instance",
+                code="shutting_down",
+                headers={"Retry-After": "5"},
+            )
+        if not self.ready:
+            if self.load_error:
+                raise APIError(
+                    503, f"the model failed to load: {self.load_error}", code="model_load_failed"
+                )
+            raise APIError(
+                503,
+                "the model is still loading; retry in a few seconds",
+                code="loading",
+                headers={"Retry-After": "2"},
+            )
+
+    def check_model(self, name: str | None) -> None:
+        if name is None or name.strip().casefold() in self._names:
+            return
+        raise APIError(
+            404,
+            f"the model '{name}' is not served here; this server serves '{self.model_id}' "
+            "(GET /v1/models)",
+            code="model_not_found",
+            param="model",
+        )
+
+    def check_verifier(self, spec: str) -> str:
+        """Validate a per-request verifier spec against what this server can build cheaply."""
+        spec = spec.strip()
+        if spec in ("", "none"):
+            return "none"
+        parts = split_spec(spec)
+        if len(parts) > MAX_VERIFIER_PARTS:
+            raise APIError(
+                400,
+                f"at most {MAX_VERIFIER_PARTS} stacked verifiers per request",
+                param="backplan.verifier",
+            )
+        own = set(self._default_parts)
+        for name, head in parts:
+            if name == "syntax" and head is None:
+                continue
+            if name == "latent":
+                if not self.embeddings:
+                    raise APIError(
+                        400,
+                        "this server was started without a latent verifier, so its engine "
+                        "reads no hidden states; start it with --verifier latent=HEAD to allow "
+                        "latent verifiers per request",
+                        param="backplan.verifier",
+                    )
+                if head == "constant" or (name, head) in own:
+                    continue
+                raise APIError(
+                    400,
+                    "per-request latent heads are 'constant' or the server's own "
+                    f"({self.settings.verifier}); head files are chosen by the operator",
+                    param="backplan.verifier",
+                )
+            if name.startswith("model:"):
+                if name[6:] not in self.verifier_models:
+                    raise APIError(
+                        400,
+                        f"verifier {name} needs a second model that this server did not "
+                        f"load; start the server with --verifier {name}=HEAD to allow it",
+                        param="backplan.verifier",
+                    )
+                if head == "constant" or (name, head) in own:
+                    continue
+                raise APIError(
+                    400,
+                    f"per-request heads for {name} are 'constant' or the server's own",
+                    param="backplan.verifier",
+                )
+            raise APIError(
+                400,
+                f"unknown or disallowed verifier {name + ('=' + head if head else '')!r}; "
+                "use none, syntax, latent=constant or a part of the server's --verifier "
+                f"({self.settings.verifier})",
+                param="backplan.verifier",
+            )
+        return spec
+
+    def _load_verifier_model(self, ref: str) -> Model:
+        try:
+            return self.verifier_models[ref]
+        except KeyError:
+            raise UsageError(f"verifier model {ref} is not loaded on this server") from None
+
+    def _build_verifier(self, spec: str, syntax_mode: Literal["code", "fenced"]) -> Verifier | None:
+        assert self.model is not None
+        return build_verifier(
+            spec,
+            self.model,
+            n_ctx=self.settings.n_ctx,
+            n_threads=self.settings.n_threads,
+            syntax_mode=syntax_mode,
+            load_model=self._load_verifier_model,
+        )
+
+    def retry_after(self) -> str:
+        waves = (self.pool.waiting + self.pool.active) / max(1, self.settings.parallel)
+        return str(max(1, min(60, math.ceil(self._ewma_s * max(1.0, waves)))))
+
+    async def acquire(
+        self, deadline: float, disconnected: Callable[[], Awaitable[bool]] | None
+    ) -> int:
+        pool, m = self.pool, self.metrics
+        if not pool.free and pool.waiting >= self.settings.queue:
+            m.refused.labels("queue_full").inc()
+            raise APIError(
+                429,
+                f"all {self.settings.parallel} slots are busy and {pool.waiting} requests "
+                "are queued; retry after the Retry-After seconds",
+                code="queue_full",
+                headers={"Retry-After": self.retry_after()},
+            )
+        m.queue_depth.inc()
+        try:
+            slot = await pool.acquire(deadline - time.monotonic(), disconnected)
+        except asyncio.TimeoutError:
+            m.refused.labels("queue_timeout").inc()
+            raise APIError(
+                503,
+                f"no slot became free within the {self.settings.timeout_s:g}s request "
+                "timeout; retry later",
+                code="queue_timeout",
+                headers={"Retry-After": self.retry_after()},
+            ) from None
+        finally:
+            m.queue_depth.dec()
+        m.active.inc()
+        return slot
+
+    def start(self, req: GenerationRequest, slot: int) -> Job:
+        assert self.loop is not None
+        job = Job(self.loop, req, slot)
+        thread = threading.Thread(target=self._run, args=(job,), name=f"slot-{slot}", daemon=True)
+        self._threads.add(thread)
+        thread.start()
+        return job
+
+    def _release(self, job: Job, thread: threading.Thread) -> None:
+        """On the loop: the job's thread is done with its slot."""
+        self._threads.discard(thread)
+        seconds = time.monotonic() - job.t_start
+        self._ewma_s = 0.8 * self._ewma_s + 0.2 * seconds
+        self.metrics.active.dec()
+        self.pool.release(job.slot)
+
+    def _run(self, job: Job) -> None:
+        """The generation thread of one request."""
+        req = job.req
+        verifier: Verifier | None = None
+        rt: Runtime | None = None
+        try:
+            assert self.engine is not None and self.model is not None
+            verifier = self._build_verifier(req.verifier, req.syntax_mode)
+            settings = RuntimeSettings(
+                model=self.settings.model,
+                verifier=req.verifier,
+                strategy=req.strategy,  # type: ignore[arg-type]
+                n_ctx=self.settings.n_ctx,
+                n_threads=self.settings.n_threads,
+                syntax_mode=req.syntax_mode,
+            )
+            rt = Runtime(
+                settings,
+                model=self.model,
+                verifier=verifier,
+                ctx=GuardedSlot(self.engine.slot(job.slot), job),
+            )
+            verifier = None  # the runtime owns it now
+            try:
+                stream = rt.stream(
+                    req.prompt_tokens,
+                    max_tokens=req.max_tokens,
+                    sampling=req.sampling,
+                    seed=req.seed,
+                )
+            except _Stopped:
+                if job.timed_out:
+                    raise APIError(
+                        503,
+                        f"the prompt was not evaluated within the {self.settings.timeout_s:g}"
+                        "s request timeout; retry later",
+                        code="timeout",
+                    ) from None
+                raise
+            job.post(Started())
+            fin = self._generate(job, stream)
+            reason = "cancelled" if job.cancel.is_set() else fin.finish_reason
+            self.metrics.record(fin.trace, reason)
+            job.post(fin)
+        except _Stopped:
+            pass  # cancelled before it started: nobody waits for an answer
+        except APIError as exc:
+            job.post(Failed(exc))
+        except BackplanError as exc:
+            job.post(Failed(from_backplan(exc)))
+        except Exception as exc:  # noqa: BLE001 - the server keeps serving
+            log.exception("generation failed")
+            job.post(Failed(APIError(500, f"generation failed: {exc}")))
+        finally:
+            job.done = True
+            if rt is not None:
+                rt.close()
+            elif verifier is not None:
+                verifier.close()
+            thread = threading.current_thread()
+            with contextlib.suppress(RuntimeError):
+                job.loop.call_soon_threadsafe(self._release, job, thread)
+
+    def _generate(self, job: Job, stream: GenerationStream) -> Finished:
+        matcher = StopMatcher(job.req.stop)
+        parts: list[str] = []
+
+        def emit(text: str) -> None:
+            if text:
+                parts.append(text)
+                if job.req.stream:
+                    job.post(Chunk(text))
+
+        hit = False
+        it = iter(stream)
+        try:
+            for chunk in it:
+                out, hit = matcher.feed(chunk)
+                emit(out)
+                if hit:
+                    break
+        except _Stopped:
+            pass
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+        if not hit:
+            emit(matcher.flush())
+        result: Generation | None = stream.result
+        if result is None or hit:
+            # cut short (stop string, time out): the trace so far
+            result = stream._finish()
+        trace = result.trace
+        finish = "stop" if hit else ("length" if job.timed_out else trace.finish_reason)
+        trace.finish_reason = finish
+        return Finished("".join(parts), trace, finish, job.timed_out)

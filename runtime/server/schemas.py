@@ -1,0 +1,173 @@
+"""Request and response bodies of the OpenAI-compatible API (the subset backplan serves).
+
+Unknown top-level fields are ignored (clients send many); the ``backplan`` extension field is
+strict. Parameters backplan cannot honour (``n`` > 1, ``logprobs``, ``echo``, tools) are
+refused with a 400 rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StrategyName = Literal["plain", "threshold", "vgb"]
+
+
+class BackplanOptions(BaseModel):
+    """Per-request extension: verifier and strategy override, and fixed-length generation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verifier: str | None = Field(
+        None,
+        max_length=256,
+        description="none | syntax | latent=constant | a part of the server's --verifier, "
+        "'+' to stack (model:NAME only if the server was started with it).",
+    )
+    strategy: StrategyName | None = Field(None, description="plain, threshold or vgb.")
+    ignore_eos: bool = Field(False, description="Never stop at end of text (fixed length).")
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = Field(None, max_length=1024, description="Served model id (optional).")
+    max_tokens: int | None = Field(None, ge=1, description="Tokens to generate at most.")
+    temperature: float = Field(1.0, ge=0.0, le=2.0, description="0 = greedy.")
+    top_p: float = Field(1.0, ge=0.0, le=1.0)
+    top_k: int = Field(
+        40, ge=0, le=1_000_000, description="Extension: keep the k best (0: all), as llama.cpp."
+    )
+    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
+    stop: str | list[str] | None = Field(None, description="Up to 16 stop strings.")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(1, ge=1, le=1, description="Only 1 choice per request.")
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0, description="Accepted, ignored.")
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0, description="Accepted, ignored.")
+    user: str | None = Field(None, max_length=1024, description="Accepted, ignored.")
+    backplan: BackplanOptions | None = None
+
+
+class CompletionRequest(_Common):
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(
+        ..., description="Text, or token ids; one prompt per request."
+    )
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Tokens to generate at most (default 16, or the server's limit if lower).",
+    )
+    echo: bool = Field(False, description="Not supported (must be false).")
+    logprobs: int | None = Field(None, description="Not supported (must be null).")
+    suffix: str | None = Field(None, description="Not supported (must be null).")
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+
+class ChatRequest(_Common):
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1, description="Alias of max_tokens.")
+    logprobs: bool | None = Field(None, description="Not supported (must be false or null).")
+    tools: list[dict[str, object]] | None = Field(None, description="Not supported.")
+
+
+# -- responses -------------------------------------------------------------------------------
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Backtrack(BaseModel):
+    """What backtracking did for this request (cf. llama-server's draft_n / draft_n_accepted)."""
+
+    strategy: str
+    verifier: str
+    rollbacks: int = Field(description="Rollback events.")
+    rejected_tokens: int = Field(description="Tokens the verifier (or walk) rejected.")
+    rolled_back_tokens: int
+    verifier_calls: int
+    generated_tokens: int = Field(description="Tokens sampled, rolled-back ones included.")
+    main_forward_tokens: int = Field(description="Main-model positions evaluated, prompt too.")
+    verifier_forward_tokens: int
+    forward_per_token: float = Field(
+        description="Forward evaluations (main + verifier, prompt excluded) per emitted token: "
+        "the compute against plain decoding, which is 1.0."
+    )
+    decode_tokens_per_s: float
+    queue_s: float = Field(description="Seconds waiting for a slot.")
+    timed_out: bool = False
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    logprobs: None = None
+    finish_reason: str | None
+
+
+class CompletionResponse(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    backtrack: Backtrack | None = None
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    logprobs: None = None
+    finish_reason: str | None
+
+
+class ChatResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage | None = None
+    backtrack: Backtrack | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "backplan"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

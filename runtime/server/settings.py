@@ -1,0 +1,142 @@
+"""The server's settings: one pydantic model, the single source of truth for ``backplan serve``.
+
+Every field is one command-line flag (``n_ctx`` -> ``--n-ctx``); :func:`option_specs` describes
+them so the click command (``planner/cli/serve.py``) and ``python -m runtime.server`` build
+their flags from the same fields, defaults and help text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.errors import UsageError
+from runtime.models.registry import DEFAULT_MODEL
+from runtime.verifiers.factory import SPEC_HELP
+
+
+class ServerSettings(BaseModel):
+    """What ``backplan serve`` loads and how it serves it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        DEFAULT_MODEL, description="Registry name, path to a .gguf, or hf:REPO/FILE."
+    )
+    verifier: str = Field(
+        "none",
+        description=f"Default verifier: {SPEC_HELP}. Requests may choose none, syntax, "
+        "latent=constant or a part of this spec.",
+    )
+    strategy: Literal["plain", "threshold", "vgb"] = Field(
+        "plain", description="Default strategy: plain, threshold or vgb."
+    )
+    host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on; beyond loopback needs --api-key (or --insecure).",
+    )
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port).")
+    api_key: list[str] = Field(
+        default_factory=list,
+        description="Accept requests bearing this key (Authorization: Bearer KEY); repeatable.",
+    )
+    parallel: int = Field(4, ge=1, le=64, description="Parallel slots: sequences decoded together.")
+    queue: int = Field(
+        32, ge=0, le=4096, description="Requests that may wait for a slot; beyond it: 429."
+    )
+    max_tokens_limit: int = Field(
+        2048, ge=1, le=131072, description="Largest max_tokens a request may ask for."
+    )
+    max_prompt_tokens: int = Field(
+        4096, ge=1, le=131072, description="Longest prompt in tokens (also bound by --n-ctx)."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, le=1 << 30, description="Largest request body in bytes (413 above)."
+    )
+    timeout_s: float = Field(
+        300.0,
+        gt=0,
+        le=86400,
+        description="Per-request limit in seconds, queue wait included; a generation cut "
+        "short returns what it has with finish_reason 'length'.",
+    )
+    insecure: bool = Field(False, description="Allow listening beyond loopback without API keys.")
+    n_ctx: int = Field(2048, ge=64, le=131072, description="Context tokens per slot.")
+    n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: ServerSettings) -> None:
+    """Refuse to listen beyond loopback without API keys unless told ``--insecure``."""
+    if settings.api_key or settings.insecure or is_loopback(settings.host):
+        return
+    raise UsageError(
+        f"refusing to listen on {settings.host} without API keys: anyone who can reach it could "
+        "use the model; pass --api-key KEY (repeatable), or --insecure if the network is "
+        "trusted, or --host 127.0.0.1"
+    )
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One command-line flag derived from a :class:`ServerSettings` field."""
+
+    name: str  # field name
+    flag: str  # --kebab-case
+    kind: Literal["str", "int", "float", "bool", "list", "choice"]
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+
+
+def _kind(annotation: Any) -> tuple[str, tuple[str, ...], bool]:
+    optional = False
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        optional = True
+        annotation = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+    if origin is Literal:
+        return "choice", tuple(str(a) for a in args), optional
+    if origin is list:
+        return "list", (), optional
+    names = {str: "str", int: "int", float: "float", bool: "bool"}
+    if annotation in names:
+        return names[annotation], (), optional
+    raise TypeError(f"no flag type for {annotation!r}")  # pragma: no cover - a new field type
+
+
+def option_specs() -> list[OptionSpec]:
+    """The flags of ``backplan serve``, in field order."""
+    out = []
+    for name, info in ServerSettings.model_fields.items():
+        kind, choices, optional = _kind(info.annotation)
+        default = info.get_default(call_default_factory=True)
+        out.append(
+            OptionSpec(
+                name=name,
+                flag="--" + name.replace("_", "-"),
+                kind=kind,  # type: ignore[arg-type]
+                default=default,
+                help=info.description or name,
+                choices=choices,
+                optional=optional,
+            )
+        )
+    return out
