@@ -14,6 +14,7 @@ from typing import Any
 
 from planner.profiler.schema import Profile
 from planner.recommend.plan import PlanResult
+from planner.recommend.report import shortlist_cells
 from runtime.atomic import atomic_write, write_text_atomic
 
 
@@ -154,23 +155,7 @@ PLAN_HEAD = [
 
 
 def _plan_rows(plan: PlanResult) -> list[list[str]]:
-    return [
-        [
-            str(i),
-            f"{c.gpu_count} x {c.gpu_name}",
-            c.model,
-            c.quant,
-            c.verifier,
-            "-" if c.pass_at_1 is None else f"{c.pass_at_1:.3f}",
-            f"{c.cost_per_mtok_usd:.3f}",
-            f"{c.capex_usd:,.0f}",
-            f"{c.active_power_w:.0f}",
-            f"{c.decode_tok_s:.0f}",
-            f"{c.per_stream_tok_s:.0f}",
-            f"{c.binding} {c.headroom[c.binding]:.0%}",
-        ]
-        for i, c in enumerate(plan.shortlist, 1)
-    ]
+    return [shortlist_cells(i, c, c.gpu_name) for i, c in enumerate(plan.shortlist, 1)]
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:

@@ -119,9 +119,11 @@ class GenerationStream:
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
-        self.result = self._finish()
+        self.result = self.finish()
 
-    def _finish(self) -> Generation:
+    def finish(self) -> Generation:
+        """The generation so far: called at the end, or by a caller that stopped iterating
+        (a stop string, a timeout)."""
         state, trace = self._state, self._state.trace
         trace.emitted_tokens = len(state.tokens)
         trace.main_forward_tokens = self._rt.ctx.forward_tokens - self._fwd_before

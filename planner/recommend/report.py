@@ -6,7 +6,26 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from planner.recommend.evaluate import Candidate
 from planner.recommend.plan import PlanResult
+
+
+def shortlist_cells(rank: int, c: Candidate, hardware: str) -> list[str]:
+    """One shortlist row as text: rank, hardware, model ... what binds."""
+    return [
+        str(rank),
+        f"{c.gpu_count} x {hardware}",
+        c.model,
+        c.quant,
+        c.verifier,
+        "-" if c.pass_at_1 is None else f"{c.pass_at_1:.3f}",
+        f"{c.cost_per_mtok_usd:.3f}",
+        f"{c.capex_usd:,.0f}",
+        f"{c.active_power_w:.0f}",
+        f"{c.decode_tok_s:.0f}",
+        f"{c.per_stream_tok_s:.0f}",
+        f"{c.binding} {c.headroom[c.binding]:.0%}",
+    ]
 
 
 def print_plan(plan: PlanResult, console: Console | None = None) -> None:
@@ -56,21 +75,7 @@ def print_plan(plan: PlanResult, console: Console | None = None) -> None:
         marks = ("$" if c.id in plan.pareto_cost else "") + (
             "W" if c.id in plan.pareto_power else ""
         )
-        t.add_row(
-            str(i),
-            f"{c.gpu_count} x {c.gpu}",
-            c.model,
-            c.quant,
-            c.verifier,
-            "-" if c.pass_at_1 is None else f"{c.pass_at_1:.3f}",
-            f"{c.cost_per_mtok_usd:.3f}",
-            f"{c.capex_usd:,.0f}",
-            f"{c.active_power_w:.0f}",
-            f"{c.decode_tok_s:.0f}",
-            f"{c.per_stream_tok_s:.0f}",
-            f"{c.binding} {c.headroom[c.binding]:.0%}",
-            marks,
-        )
+        t.add_row(*shortlist_cells(i, c, c.gpu), marks)
     console.print(t)
     console.print(
         "binds: the constraint closest to its limit (use / limit); pareto: $ = on the "

@@ -126,6 +126,7 @@ class Model:
                 self._eog[tok] = True
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
+        self._piece_lock = threading.Lock()
 
     # -- vocabulary -------------------------------------------------------------------------
     def tokenize(
@@ -150,13 +151,14 @@ class Model:
         if cached is not None:
             return cached
         lib = _lib()
-        n = lib.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
-        if n < 0:
-            big = ctypes.create_string_buffer(-n)
-            n = lib.llama_token_to_piece(self._vocab, token, big, -n, 0, False)
-            out = big.raw[:n]
-        else:
-            out = self._piece_buf.raw[:n]
+        with self._piece_lock:  # one shared buffer; generations may run in several threads
+            n = lib.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
+            if n < 0:
+                big = ctypes.create_string_buffer(-n)
+                n = lib.llama_token_to_piece(self._vocab, token, big, -n, 0, False)
+                out = big.raw[:n]
+            else:
+                out = self._piece_buf.raw[:n]
         self._pieces[token] = out
         return out
 

@@ -319,10 +319,6 @@ class ServerCore:
         try:
             t0 = time.perf_counter()
             model = Model(model_path(s.model))
-            # Model.piece caches into a dict through one shared ctypes buffer: fill the cache
-            # now so generation threads only ever read it.
-            for tok in range(model.n_vocab):
-                model.piece(tok)
             self.model = model
             for name, _head in self._default_parts:
                 if name.startswith("model:") and name[6:] not in self.verifier_models:
@@ -615,7 +611,7 @@ class ServerCore:
         result: Generation | None = stream.result
         if result is None or hit:
             # cut short (stop string, time out): the trace so far
-            result = stream._finish()
+            result = stream.finish()
         trace = result.trace
         finish = "stop" if hit else ("length" if job.timed_out else trace.finish_reason)
         trace.finish_reason = finish
