@@ -42,6 +42,7 @@ def _register() -> None:
     from planner.cli import dashboard, demo, generate, models, plan, predict, profile
     from planner.cli.eval import eval_group
     from planner.cli.serve import serve
+    from planner.cli.verifier import verifier_group
 
     cli.add_command(models.models)
     cli.add_command(generate.generate)
@@ -49,6 +50,7 @@ def _register() -> None:
     cli.add_command(plan.plan)
     cli.add_command(predict.predict)
     cli.add_command(eval_group)
+    cli.add_command(verifier_group)
     cli.add_command(demo.demo)
     cli.add_command(serve)
     cli.add_command(dashboard.dashboard)

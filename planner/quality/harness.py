@@ -17,10 +17,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.quality.dataset import Problem, load_humaneval
-from planner.quality.sandbox import Limits, run_program
 from planner.quality.stats import wilson_interval
 from runtime.atomic import write_text_atomic
 from runtime.errors import UsageError
+from runtime.sandbox import Limits, run_program
 
 INSTRUCTION = (
     "Complete the following Python function. Reply with the whole function in one "
@@ -87,6 +87,43 @@ def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
     return done
 
 
+CROSSFIT_SUFFIX = ".crossfit.json"
+
+
+def resolve_crossfit(spec: str, task_ids: list[str]) -> dict[str, str]:
+    """Task -> verifier spec, with each cross-fit manifest replaced by the fold head that
+    never saw the task. Refuses a head whose training problems include the task."""
+    from runtime.verifiers.head import ValueHead
+
+    specs = {t: spec for t in task_ids}
+    for part in spec.split("+"):
+        _, _, ref = part.strip().partition("=")
+        if not ref.endswith(CROSSFIT_SUFFIX):
+            continue
+        path = Path(ref)
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            fold_of = {t: f["head"] for f in manifest["folds"] for t in f["tasks"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UsageError(
+                f"{path} is not a cross-fit manifest; make one with `backplan verifier train`"
+            ) from None
+        seen: dict[str, set[str]] = {}
+        for t in task_ids:
+            if t not in fold_of:
+                raise UsageError(
+                    f"{t} is in no fold of {path}: no head exists that did not see it; "
+                    "train on rollouts covering the evaluated problems"
+                )
+            head_path = path.parent / fold_of[t]
+            if str(head_path) not in seen:
+                seen[str(head_path)] = set(ValueHead.load(head_path).metadata.training_tasks)
+            if t in seen[str(head_path)]:
+                raise UsageError(f"{head_path} was trained on {t}; it must never score it")
+            specs[t] = specs[t].replace(ref, str(head_path))
+    return specs
+
+
 def run_humaneval(
     config: EvalConfig,
     out: Path,
@@ -105,13 +142,16 @@ def run_humaneval(
         write_text_atomic(out, json.dumps({"config": config.model_dump()}) + "\n")
     todo = [p for p in problems if p.task_id not in done]
     passed_so_far = sum(1 for p in problems if done.get(p.task_id, {}).get("passed"))
-    if todo:
-        settings = RuntimeSettings(
-            model=config.model, verifier=config.verifier, strategy=config.strategy
-        )  # type: ignore[arg-type]
+    specs = resolve_crossfit(config.verifier, [p.task_id for p in todo])
+    groups: dict[str, list[Problem]] = {}
+    for p in todo:
+        groups.setdefault(specs[p.task_id], []).append(p)
+    finished = len(problems) - len(todo)
+    for spec, group in groups.items():
+        settings = RuntimeSettings(model=config.model, verifier=spec, strategy=config.strategy)  # type: ignore[arg-type]
         with Runtime(settings) as rt:
             sampling = SamplingParams(temperature=config.temperature)
-            for i, problem in enumerate(todo):
+            for problem in group:
                 gen = rt.generate(
                     rt.prompt_tokens(build_prompt(problem)),
                     max_tokens=config.max_tokens,
@@ -137,8 +177,9 @@ def run_humaneval(
                     fh.write(json.dumps(rec) + "\n")
                 done[problem.task_id] = rec
                 passed_so_far += outcome.passed
+                finished += 1
                 if progress is not None:
-                    progress(len(problems) - len(todo) + i + 1, len(problems), passed_so_far)
+                    progress(finished, len(problems), passed_so_far)
     return summarise(config, [done[p.task_id] for p in problems])
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from runtime.samplers.choice import TokenChooser
 from runtime.samplers.state import DecodeState
 
 
@@ -70,6 +71,14 @@ class ThresholdParams(BaseModel):
         description="Tokens generated between verifier calls (default: "
         "the verifier's preferred batch).",
     )
+    resample_temperature: float = Field(
+        0.8,
+        ge=0.0,
+        le=5.0,
+        description="After a whole answer is rejected (e.g. it fails the prompt's examples), "
+        "greedy decoding would only write it again: regenerate at this temperature "
+        "(seeded). 0 keeps greedy.",
+    )
 
 
 class ThresholdStrategy(Strategy):
@@ -111,6 +120,11 @@ class ThresholdStrategy(Strategy):
             if flagged >= 0:
                 budget -= 1
                 trace.rejected_tokens += 1
+                restart = ver.restart_point(flagged)
+                if restart is not None:  # a whole answer failed: write it again, differently
+                    state.rollback_to(max(committed, restart))
+                    self._resample(state)
+                    continue
                 state.ban(flagged, state.tokens[flagged])
                 state.rollback_to(max(committed, flagged - p.rollback_tokens + 1))
                 continue
@@ -119,11 +133,22 @@ class ThresholdStrategy(Strategy):
                 trace.finish_reason = "stop" if stopped else "length"
                 break
             safe = len(state.tokens) if budget == 0 else len(state.tokens) - p.rollback_tokens + 1
+            hold = ver.hold_from() if budget > 0 else None
+            if hold is not None:
+                safe = min(safe, hold)
             if safe > committed:
                 committed = safe
                 yield committed
         yield len(state.tokens)
         self._final_value(state)
+
+    def _resample(self, state: DecodeState) -> None:
+        params = state.chooser.params
+        if params.temperature == 0.0 and self.params.resample_temperature > 0.0:
+            state.chooser = TokenChooser(
+                params.model_copy(update={"temperature": self.params.resample_temperature}),
+                state.chooser.rng,
+            )
 
 
 class VGBParams(BaseModel):

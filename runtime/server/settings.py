@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runtime.errors import UsageError
 from runtime.models.registry import DEFAULT_MODEL
@@ -36,6 +36,18 @@ class ServerSettings(BaseModel):
     strategy: Literal["plain", "threshold", "vgb"] = Field(
         "plain", description="Default strategy: plain, threshold or vgb."
     )
+
+    @field_validator("verifier")
+    @classmethod
+    def _never_runs_output(cls, spec: str) -> str:
+        parts = [p.strip().partition("=")[0] for p in spec.split("+")]
+        if "examples" in parts:
+            raise ValueError(
+                "the server never runs model output, so it cannot use the examples verifier "
+                "(it executes answers); use it with backplan generate or backplan eval"
+            )
+        return spec
+
     host: str = Field(
         "127.0.0.1",
         description="Address to listen on; beyond loopback needs --api-key (or --insecure).",

@@ -60,5 +60,20 @@ class Verifier(ABC):
     def rollback(self, n: int) -> None:
         """Forget the last ``n`` tokens (scored or not)."""
 
+    def restart_point(self, flagged: int) -> int | None:
+        """Where to regenerate from after rejecting the token at index ``flagged``.
+
+        None (the default): the rejection is about that token, so the sampler's own rollback
+        applies. A whole-answer check (the prompt's examples) returns an earlier position.
+        """
+        return None
+
+    def hold_from(self) -> int | None:
+        """First generated position a later rejection may still take back (None: no hold).
+
+        The sampler streams nothing from there until the verifier has judged it.
+        """
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook, most verifiers hold nothing
         """Release resources (a verifier model's context)."""

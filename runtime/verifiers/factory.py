@@ -1,8 +1,9 @@
 """Build a verifier from its command-line spelling.
 
-Grammar: ``none`` | ``syntax`` | ``latent[=HEAD]`` | ``model:NAME[=HEAD]``, joined with ``+``
-to stack several (values multiply). HEAD is a head file, or ``constant`` for a head that never
-rejects (to measure cost alone).
+Grammar: ``none`` | ``syntax`` | ``examples[=N]`` | ``latent[=HEAD]`` | ``model:NAME[=HEAD]``,
+joined with ``+`` to stack several (values multiply). HEAD is a head file, or ``constant`` for a
+head that never rejects (to measure cost alone). ``examples`` runs the prompt's own examples
+against each finished answer in a sandboxed process, rejecting at most N answers (default 3).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal
 from runtime.engine.llama import Model
 from runtime.errors import HeadError, UsageError
 from runtime.verifiers.base import Verifier
+from runtime.verifiers.examples import DocExamplesVerifier
 from runtime.verifiers.head import ValueHead
 from runtime.verifiers.latent import LatentVerifier
 from runtime.verifiers.separate import SeparateModelVerifier
@@ -21,9 +23,18 @@ from runtime.verifiers.stack import StackedVerifier
 from runtime.verifiers.syntax import PythonSyntaxVerifier
 
 SPEC_HELP = (
-    "none | syntax | latent[=HEAD] | model:NAME[=HEAD], '+' to stack; HEAD is a head "
-    "file or 'constant' (never rejects: measures cost only)"
+    "none | syntax | examples[=N] | latent[=HEAD] | model:NAME[=HEAD], '+' to stack; HEAD is "
+    "a head file or 'constant' (never rejects: measures cost only); examples runs the "
+    "prompt's examples on each finished answer in a sandbox, rejecting at most N (default 3)"
 )
+
+
+def _count(ref: str | None, default: int) -> int:
+    if ref is None:
+        return default
+    if not ref.isdigit() or not 0 <= int(ref) <= 64:
+        raise UsageError(f"examples={ref}: N must be a whole number of rejections from 0 to 64")
+    return int(ref)
 
 
 def _head(ref: str | None, n_embd: int, what: str) -> ValueHead:
@@ -63,6 +74,13 @@ def build_verifier(
             built.append(
                 PythonSyntaxVerifier(main.piece, prefix_code=prefix_code, mode=syntax_mode)
             )
+        elif name == "examples":
+            if syntax_mode != "fenced":
+                raise UsageError(
+                    "the examples verifier judges an answer's fenced code block; use it "
+                    "with chat prompts (not raw completions)"
+                )
+            built.append(DocExamplesVerifier(main.piece, max_rejections=_count(head_ref_opt, 3)))
         elif name == "latent":
             built.append(LatentVerifier(_head(head_ref_opt, main.n_embd, "latent")))
         elif name.startswith("model:"):

@@ -27,6 +27,9 @@ class TrainingCost(BaseModel):
 
     tokens_processed: int = 0
     cpu_s: float = 0.0
+    generation_wall_s: float = Field(
+        0.0, description="Wall seconds of imported rollouts, whose CPU time was not recorded."
+    )
     pretraining_tokens: float | None = None
 
     @property
@@ -50,6 +53,10 @@ class HeadMetadata(BaseModel):
     training_data_id: str | None = None
     disjoint_from: list[str] = Field(
         default_factory=list, description="Benchmarks the training data excludes."
+    )
+    training_tasks: list[str] = Field(
+        default_factory=list,
+        description="Benchmark problems whose rollouts trained the head: it must never score them.",
     )
     auc: float | None = None
     training_cost: TrainingCost = Field(default_factory=TrainingCost)

@@ -45,6 +45,14 @@ class StackedVerifier(Verifier):
         for v in self.verifiers:
             v.rollback(n)
 
+    def restart_point(self, flagged: int) -> int | None:
+        points = [p for v in self.verifiers if (p := v.restart_point(flagged)) is not None]
+        return min(points) if points else None
+
+    def hold_from(self) -> int | None:
+        holds = [h for v in self.verifiers if (h := v.hold_from()) is not None]
+        return min(holds) if holds else None
+
     @property  # type: ignore[override]
     def stats(self) -> VerifierStats:
         total = VerifierStats()

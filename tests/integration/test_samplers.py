@@ -206,3 +206,36 @@ def test_vgb_walk_backtracks_from_rejected_actions(smol: Model) -> None:
     # back moves land on action boundaries, whose logits are kept: nothing is re-evaluated
     assert t.main_reevaluated_tokens == 0
     assert t.main_forward_tokens == t.prompt_tokens + t.emitted_tokens + t.rolled_back_tokens
+
+
+WRONG_EXAMPLE = (
+    "Complete the following Python function. Reply with the whole function in one "
+    '```python code block.\n\n```python\ndef add(a: int, b: int) -> int:\n    """Add.\n'
+    '    >>> add(2, 2)\n    5\n    """\n```'
+)
+
+
+def test_failed_examples_restart_the_code_block_and_hold_the_stream(smol: Model) -> None:
+    """A whole answer that fails the prompt's (here impossible) example is written again from
+    the code block's first line, at the resample temperature, at most N times; the stream
+    releases nothing inside the block until it is judged."""
+    from runtime.verifiers.examples import DocExamplesVerifier
+
+    verifier = DocExamplesVerifier(smol.piece, max_rejections=2)
+    settings = RuntimeSettings(strategy="threshold")
+    rt = Runtime(settings, model=smol, verifier=verifier)
+    prompt = rt.prompt_tokens(WRONG_EXAMPLE)
+    stream = rt.stream(prompt, max_tokens=96, seed=5)
+    chunks = list(stream)
+    rt.close()
+    result = stream.result
+    assert result is not None and verifier.examples
+    streamed = ""
+    for chunk in chunks:
+        streamed += chunk
+        assert result.text.startswith(streamed)
+    assert streamed == result.text
+    assert verifier.rejections == 2  # no add() returns 5 for 2 + 2
+    assert result.trace.rollbacks == 2 and result.trace.rejected_tokens == 2
+    fence = result.text.find("```")
+    assert fence >= 0 and "def add" in result.text[fence:]  # each attempt rewrote the block

@@ -90,8 +90,23 @@ def test_every_setting_is_a_flag_of_both_entry_points() -> None:
     names = set(ServerSettings.model_fields)
     assert {s.name for s in option_specs()} == names
     assert {p.name for p in serve.params} == names
-    argv = ["--model", "m.gguf", "--api-key", "a", "--api-key", "b", "--parallel", "3",
-            "--insecure", "--timeout-s", "2.5", "--strategy", "vgb", "--n-threads", "2"]
+    argv = [
+        "--model",
+        "m.gguf",
+        "--api-key",
+        "a",
+        "--api-key",
+        "b",
+        "--parallel",
+        "3",
+        "--insecure",
+        "--timeout-s",
+        "2.5",
+        "--strategy",
+        "vgb",
+        "--n-threads",
+        "2",
+    ]
     s = parse_args(argv)
     assert s.api_key == ["a", "b"] and s.parallel == 3 and s.insecure and s.timeout_s == 2.5
     assert s.strategy == "vgb" and s.n_threads == 2 and s.model == "m.gguf"

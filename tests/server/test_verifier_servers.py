@@ -26,8 +26,11 @@ def test_separate_verifier_model_loaded_once_and_chosen_per_request() -> None:
         bt = r.json()["backtrack"]
         assert bt["verifier"] == "model:smollm2-135m" and bt["strategy"] == "threshold"
         assert bt["verifier_forward_tokens"] > 0 and bt["forward_per_token"] > 1.5
-        for spec, name in (("none", "none"), ("syntax", "syntax"),
-                           ("syntax+model:smollm2-135m=constant", "syntax+model:")):
+        for spec, name in (
+            ("none", "none"),
+            ("syntax", "syntax"),
+            ("syntax+model:smollm2-135m=constant", "syntax+model:"),
+        ):
             r = _post(server, backplan={"verifier": spec})
             assert r.status_code == 200, r.text
             assert r.json()["backtrack"]["verifier"].startswith(name), r.json()["backtrack"]

@@ -9,9 +9,9 @@ import pytest
 
 from planner.quality.dataset import load_humaneval
 from planner.quality.harness import EvalConfig, _read, check_source, extract_program
-from planner.quality.sandbox import Limits, run_program
 from planner.quality.stats import mcnemar_exact, paired, wilson_interval
 from runtime.errors import UsageError
+from runtime.sandbox import Limits, run_program
 
 
 def test_canonical_solutions_pass_and_empty_bodies_fail() -> None:

@@ -1,0 +1,180 @@
+"""``backplan verifier``: collect labelled rollouts, train value heads on their hidden states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group(name="verifier")
+def verifier_group() -> None:
+    """Train value heads: collect rollouts (labelled by tests), fit and calibrate heads."""
+
+
+def _bar(label: str):  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+
+
+@verifier_group.command()
+@click.option("--model", "-m", default="qwen2.5-coder-0.5b", show_default=True)
+@click.option(
+    "--samples",
+    type=click.IntRange(0, 64),
+    default=4,
+    show_default=True,
+    help="Sampled answers per problem.",
+)
+@click.option("--temperature", type=click.FloatRange(0.0, 5.0), default=0.8, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(16, 4096), default=384, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 164), default=None, help="First N problems.")
+@click.option(
+    "--from-eval",
+    "from_eval",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also import this model's answers from a `backplan eval` results file (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Rollouts file (JSON lines; resumes).",
+)
+def collect(
+    model: str,
+    samples: int,
+    temperature: float,
+    max_tokens: int,
+    limit: int | None,
+    from_eval: tuple[Path, ...],
+    out: Path,
+) -> None:
+    """Rollouts of MODEL on HumanEval problems, several samples each, labelled by their tests."""
+    from planner.verifier_training.rollouts import CollectConfig
+    from planner.verifier_training.rollouts import collect as run_collect
+
+    config = CollectConfig(
+        model=model, samples=samples, temperature=temperature, max_tokens=max_tokens
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _bar(f"collect {model}") as bar:
+        task = bar.add_task("collect", total=None)
+        rollouts = run_collect(
+            config,
+            out,
+            from_eval=from_eval,
+            limit=limit,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    passed = sum(r.passed for r in rollouts)
+    click.echo(f"{len(rollouts)} rollouts ({passed} passed) in {out}")
+
+
+@verifier_group.command()
+@click.option(
+    "--rollouts",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="A rollouts file from `backplan verifier collect`.",
+)
+@click.option(
+    "--reader",
+    default=None,
+    help="Model whose hidden states the head reads (default: the rollouts' model: a latent "
+    "head); another model of the same tokenizer makes a separate-verifier head.",
+)
+@click.option("--folds", type=click.IntRange(2, 20), default=2, show_default=True)
+@click.option(
+    "--stride",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Keep every n-th prefix of each rollout (and its last).",
+)
+@click.option(
+    "--c",
+    "c",
+    type=click.FloatRange(1e-6, 1e6),
+    default=0.05,
+    show_default=True,
+    help="Inverse L2 regularisation strength of the logistic head.",
+)
+@click.option(
+    "--precision",
+    type=click.FloatRange(0.5, 1.0),
+    default=0.85,
+    show_default=True,
+    help="Calibrate the threshold so rejected prefixes come from failing answers "
+    "at least this often (on held-out problems).",
+)
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--name", default=None, help="Head file stem (default: derived from the models).")
+def train(
+    rollouts: Path,
+    reader: str | None,
+    folds: int,
+    stride: int,
+    c: float,
+    precision: float,
+    out_dir: Path,
+    name: str | None,
+) -> None:
+    """Fit cross-fitted logistic heads on the rollouts' hidden states; report AUC and cost."""
+    from planner.verifier_training.cost import generation_cost, pretraining_tokens
+    from planner.verifier_training.features import rollout_features
+    from planner.verifier_training.fit import cross_fit
+    from planner.verifier_training.rollouts import load_rollouts
+
+    header, rows = load_rollouts(rollouts)
+    main = header["model"]
+    reader = reader or main
+    with _bar(f"hidden states {reader}") as bar:
+        task = bar.add_task("features", total=len(rows))
+        feats = rollout_features(
+            main,
+            reader,
+            rows,
+            stride=stride,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    gen_tokens, gen_cpu_s, gen_wall_s = generation_cost(rows)
+    stem = name or (f"{main}-latent" if reader == main else f"{main}-by-{reader}")
+    manifest = cross_fit(
+        feats,
+        out_dir,
+        name=stem,
+        model_name=reader,
+        k=folds,
+        c=c,
+        precision=precision,
+        pretraining_tokens=pretraining_tokens(reader),
+        generation_tokens=gen_tokens,
+        generation_cpu_s=gen_cpu_s,
+        generation_wall_s=gen_wall_s,
+        data_id=f"{rollouts.name}",
+    )
+    cost = manifest["training_cost"]
+    frac = cost["fraction_of_pretraining"]
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    click.echo(
+        f"{stem}: {manifest['rollouts']} rollouts, {manifest['rows']} prefixes; out-of-fold "
+        f"AUC {fmt(manifest['auc_prefix_out_of_fold'])} (prefixes), "
+        f"{fmt(manifest['auc_final_out_of_fold'])} (whole answers); thresholds "
+        + ", ".join(f"{r['threshold']:.3f}" for r in manifest["fold_reports"])
+        + f"; cost {cost['tokens_processed']} tokens, {cost['cpu_s']} CPU-s"
+        + (f" = {frac:.2e} of pretraining" if frac else "")
+        + f"; heads and manifest in {out_dir}"
+    )

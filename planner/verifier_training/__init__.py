@@ -1,0 +1,1 @@
+"""Training value heads: collect labelled rollouts, read hidden states, fit and calibrate."""

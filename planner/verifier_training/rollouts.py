@@ -1,0 +1,159 @@
+"""Rollouts of a main model on HumanEval problems, labelled by running their tests.
+
+A rollouts file is JSON lines: a header with the configuration, then one rollout per line,
+appended as each finishes, so an interrupted collection resumes. Rollouts may also be imported
+from ``backplan eval`` results (their greedy answers, already labelled the same way).
+The labels come from the benchmark's tests; heads trained on them are only ever used on
+problems they did not see (cross-fitting, see :mod:`planner.verifier_training.fit`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner.quality.dataset import load_humaneval
+from planner.quality.harness import build_prompt, check_source, extract_program
+from runtime.atomic import write_text_atomic
+from runtime.errors import UsageError
+from runtime.sandbox import run_program
+
+
+class CollectConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    samples: int = Field(4, ge=0, le=64)
+    temperature: float = Field(0.8, ge=0.0, le=5.0)
+    max_tokens: int = Field(384, ge=16, le=4096)
+    seed: int = 0
+    prompt_format: str = "chat-fenced-v1"
+
+
+class Rollout(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str
+    sample: str  # "s0".."sN" for generated ones, "eval:<file>" for imported answers
+    completion: str
+    tokens: list[int] | None = None  # the generated ids (None: imported text, re-tokenised)
+    passed: bool
+    status: str
+    generated_tokens: int = 0
+    cpu_s: float | None = None  # measured CPU seconds of generating it (collected here)
+    wall_s: float | None = None  # wall seconds (imported answers: from the eval record)
+
+
+def _read(path: Path, config: CollectConfig) -> dict[tuple[str, str], Rollout]:
+    if not path.exists() or not path.read_text(encoding="utf-8").strip():
+        return {}
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        header = json.loads(lines[0])["config"]
+        rows = [Rollout.model_validate_json(ln) for ln in lines[1:]]
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"{path} is not a backplan rollouts file; pass another --out") from None
+    if header != config.model_dump():
+        raise UsageError(
+            f"{path} holds rollouts of another configuration ({header}); pass another --out"
+        )
+    return {(r.task_id, r.sample): r for r in rows}
+
+
+def load_rollouts(path: Path) -> tuple[dict[str, Any], list[Rollout]]:
+    if not path.is_file():
+        raise UsageError(f"rollouts file {path} does not exist; run `backplan verifier collect`")
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        header = json.loads(lines[0])["config"]
+        return header, [Rollout.model_validate_json(ln) for ln in lines[1:]]
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise UsageError(f"{path} is not a backplan rollouts file") from None
+
+
+def _append(path: Path, rollout: Rollout) -> None:
+    with path.open("a", encoding="utf-8") as fh:  # one whole line per rollout
+        fh.write(rollout.model_dump_json() + "\n")
+
+
+def collect(
+    config: CollectConfig,
+    out: Path,
+    *,
+    from_eval: Iterable[Path] = (),
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Rollout]:
+    """Import eval answers, then generate ``samples`` rollouts per problem; label all."""
+    problems = load_humaneval()[: limit or None]
+    by_id = {p.task_id: p for p in problems}
+    done = _read(out, config)
+    if not done:
+        write_text_atomic(out, json.dumps({"config": config.model_dump()}) + "\n")
+    for path in from_eval:
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        try:
+            header = json.loads(lines[0])["config"]
+            records = [json.loads(ln) for ln in lines[1:]]
+        except (ValueError, KeyError, IndexError):
+            raise UsageError(f"{path} is not a backplan eval results file") from None
+        if header.get("model") != config.model or header.get("prompt_format") != (
+            config.prompt_format
+        ):
+            raise UsageError(
+                f"{path} holds answers of {header.get('model')} ({header.get('prompt_format')}); "
+                f"import only {config.model}'s answers in {config.prompt_format}"
+            )
+        tag = f"eval:{path.name}"
+        for rec in records:
+            if rec["task_id"] in by_id and (rec["task_id"], tag) not in done:
+                r = Rollout(
+                    task_id=rec["task_id"],
+                    sample=tag,
+                    completion=rec["completion"],
+                    passed=bool(rec["passed"]),
+                    status=rec["status"],
+                    generated_tokens=int(rec.get("emitted_tokens", 0)),
+                    wall_s=rec["emitted_tokens"] / rec["tok_s"] if rec.get("tok_s") else None,
+                )
+                _append(out, r)
+                done[(r.task_id, r.sample)] = r
+    todo = [
+        (p, s) for p in problems for s in range(config.samples) if (p.task_id, f"s{s}") not in done
+    ]
+    if todo:
+        from runtime.generation import Runtime, RuntimeSettings
+        from runtime.samplers.choice import SamplingParams
+
+        with Runtime(RuntimeSettings(model=config.model)) as rt:
+            sampling = SamplingParams(temperature=config.temperature)
+            for i, (problem, s) in enumerate(todo):
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                gen = rt.generate(
+                    rt.prompt_tokens(build_prompt(problem)),
+                    max_tokens=config.max_tokens,
+                    sampling=sampling,
+                    seed=config.seed * 1000 + s,
+                )
+                outcome = run_program(check_source(problem, extract_program(problem, gen.text)))
+                r = Rollout(
+                    task_id=problem.task_id,
+                    sample=f"s{s}",
+                    completion=gen.text,
+                    tokens=gen.tokens,
+                    passed=outcome.passed,
+                    status=outcome.status,
+                    generated_tokens=gen.trace.generated_tokens,
+                    cpu_s=round(time.process_time() - cpu0, 3),
+                    wall_s=round(time.perf_counter() - wall0, 3),
+                )
+                _append(out, r)
+                done[(r.task_id, r.sample)] = r
+                if progress is not None:
+                    progress(i + 1, len(todo))
+    return [r for r in done.values() if r.task_id in by_id]

@@ -1,0 +1,302 @@
+"""Programmatic verifier: run the prompt's own examples against the finished function.
+
+The prompt's code (a function signature and its docstring) often shows how the function
+behaves: doctest lines (``>>> f(2)`` then ``4``) or prose such as ``f(2) == 4``, ``f(2) ➞ 4``,
+``f(2) => 4``. When the answer's code block closes, the generated program runs those examples
+in a sandboxed process (:mod:`runtime.sandbox`, never in this process); the value of the
+closing token is 1 when every example holds, 0 otherwise, and 1 for every other token.
+
+A rejection here is about a whole answer, not the last token, so the verifier tells the
+sampler where to start again (:meth:`restart_point`: the first line of the code block) and
+that nothing after that point may be streamed yet (:meth:`hold_from`). Only examples the
+prompt states with a literal expected value are used; nothing is invented. The hidden tests of
+a benchmark are never seen here: only the prompt's text.
+"""
+
+from __future__ import annotations
+
+import ast
+import doctest
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runtime.sandbox import Limits, run_program
+from runtime.verifiers.base import Verifier
+from runtime.verifiers.syntax import extract_code
+
+_FENCE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
+_DEF = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
+_ARROWS = r"==>|==|=>|➞|->|⇒|→|=|\bshould\s+return\b|\breturns?\b"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One call with its stated result: ``expr`` evaluates to the literal ``want``."""
+
+    expr: str
+    want: Any
+
+    def as_tuple(self) -> tuple[str, str]:
+        return self.expr, repr(self.want)
+
+
+def _literal(text: str) -> tuple[bool, Any]:
+    """The literal ``text`` states, tolerating a trailing remark: ``'No' (because ...)``."""
+    text = text.strip()
+    candidates = [text, re.sub(r"\s*(#.*|\(\D.*\))$", "", text)]
+    for cand in candidates:
+        cand = cand.strip().rstrip(".,;")
+        try:
+            return True, ast.literal_eval(cand)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return False, None
+
+
+def _docstrings(code: str) -> list[str]:
+    """The docstrings of the functions in ``code`` (dedented); the raw code if it won't parse."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return [code]
+    docs = [
+        ast.get_docstring(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+    return [d for d in docs if d]
+
+
+def _is_call_of(expr: str, names: set[str]) -> bool:
+    try:
+        node = ast.parse(expr.strip(), mode="eval").body
+    except SyntaxError:
+        return False
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        return False
+    if node.func.id not in names or node.keywords:
+        return False
+    try:  # arguments must be stated values: ``is_happy(a)`` is a placeholder, not an example
+        for arg in node.args:
+            ast.literal_eval(arg)
+    except ValueError:
+        return False
+    return True
+
+
+def prompt_code(prompt_text: str) -> str:
+    """The code shown in a prompt: its last fenced block, else the whole text."""
+    blocks = _FENCE_BLOCK.findall(prompt_text)
+    return blocks[-1] if blocks else prompt_text
+
+
+def parse_examples(code: str) -> list[Example]:
+    """Examples stated in ``code``'s docstrings, for functions ``code`` defines."""
+    names = set(_DEF.findall(code))
+    if not names:
+        return []
+    found: list[Example] = []
+    seen: set[str] = set()
+
+    def add(expr: str, want_text: str) -> None:
+        expr = expr.strip()
+        ok, want = _literal(want_text)
+        if ok and expr not in seen and _is_call_of(expr, names):
+            seen.add(expr)
+            found.append(Example(expr, want))
+
+    callee = "|".join(map(re.escape, sorted(names)))
+    pattern = re.compile(
+        rf"^\s*(?:[A-Za-z][\w ]*:\s*)?(?:>>>\s*)?(?P<expr>(?:{callee})\(.*\))"
+        rf"\s*#?\s*(?:{_ARROWS})\s*(?P<want>.+?)\s*$",
+        re.MULTILINE,
+    )
+    for doc in _docstrings(code):
+        try:
+            doc_examples = doctest.DocTestParser().get_examples(doc)
+        except ValueError:  # inconsistent indentation: the line rules below still apply
+            doc_examples = []
+        for ex in doc_examples:
+            want = ex.want.strip()
+            if want:  # a want runs on to the next blank line: fall back to its first line
+                add(ex.source, want if _literal(want)[0] else want.splitlines()[0])
+        for m in pattern.finditer(doc):
+            expr = m.group("expr")
+            # the greedy ``.*\)`` may swallow the arrow's left side; retry at each ``)``
+            for cut in [i for i, ch in enumerate(expr) if ch == ")"][::-1]:
+                head = expr[: cut + 1]
+                if _is_call_of(head, names):
+                    rest = doc[m.start("expr") + cut + 1 : m.end("want")]
+                    arrow = re.match(rf"\s*#?\s*(?:{_ARROWS})\s*(.+)$", rest)
+                    if arrow:
+                        add(head, arrow.group(1))
+                    break
+    return found
+
+
+def assemble_program(prompt_src: str, generated: str) -> str:
+    """The program to run: the answer's code, with the prompt's imports and helpers it lacks."""
+    wanted = _DEF.findall(prompt_src)
+    defined = set(_DEF.findall(generated))
+    if wanted and wanted[-1] in defined:
+        header = "\n".join(
+            line for line in prompt_src.splitlines() if line.startswith(("import ", "from "))
+        )
+        return f"{header}\n{generated}" if header else generated
+    return prompt_src + generated  # the answer is a body to append to the prompt's code
+
+
+_CHECK = """
+
+def __backplan_same(got, want):
+    import math
+    if isinstance(want, float) or isinstance(got, float):
+        try:
+            return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9)
+        except TypeError:
+            return False
+    if isinstance(want, (list, tuple)) and isinstance(got, (list, tuple)):
+        return type(got) is type(want) and len(got) == len(want) and all(
+            __backplan_same(g, w) for g, w in zip(got, want)
+        )
+    return got == want
+
+
+__backplan_failed = []
+for __backplan_src, __backplan_want in {examples}:
+    try:
+        __backplan_got = eval(__backplan_src)
+    except Exception as exc:
+        __backplan_failed.append(__backplan_src + " raised " + type(exc).__name__)
+        continue
+    if not __backplan_same(__backplan_got, eval(__backplan_want)):
+        __backplan_failed.append(__backplan_src + " returned " + repr(__backplan_got)[:80])
+if __backplan_failed:
+    raise SystemExit(f"{{len(__backplan_failed)}} of {n} examples failed: {{__backplan_failed[0]}}")
+"""
+
+
+def check_program(program: str, examples: Sequence[Example]) -> str:
+    pairs = [ex.as_tuple() for ex in examples]
+    return program + _CHECK.format(examples=repr(pairs), n=len(pairs))
+
+
+class DocExamplesVerifier(Verifier):
+    """Value 0 for a closing code fence whose program fails the prompt's examples, else 1.
+
+    ``max_rejections`` bounds the regenerations one generation may cost; after that the
+    answer stands as it is (its failure is recorded in ``last_detail``).
+    """
+
+    name = "examples"
+    preferred_block = 1
+
+    def __init__(
+        self,
+        piece: Callable[[int], bytes],
+        *,
+        max_rejections: int = 3,
+        limits: Limits | None = None,
+    ) -> None:
+        super().__init__()
+        self.piece = piece
+        self.max_rejections = max_rejections
+        self.limits = limits or Limits(wall_s=5.0, cpu_s=5)
+        self.examples: list[Example] = []
+        self.prompt_src = ""
+        self.rejections = 0
+        self.last_detail = ""
+        self._pieces: list[bytes] = []
+        self._scored = 0
+        self._checked_at: int | None = None  # token index of the closing fence last judged
+        self._failed_at: dict[int, int] = {}  # closing token index -> restart point
+
+    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
+        text = b"".join(self.piece(t) for t in prompt_tokens).decode("utf-8", "replace")
+        self.prompt_src = prompt_code(text)
+        self.examples = parse_examples(self.prompt_src)
+        self.rejections = 0
+        self.last_detail = ""
+        self._pieces.clear()
+        self._scored = 0
+        self._checked_at = None
+        self._failed_at.clear()
+        return 1.0
+
+    def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
+        self._pieces.extend(self.piece(t) for t in tokens)
+
+    def _body_start(self) -> int | None:
+        """Tokens before the first line of the answer's code block (None: no block open)."""
+        data = b"".join(self._pieces)
+        fence = data.find(b"```")
+        if fence < 0:
+            return None
+        nl = data.find(b"\n", fence)
+        if nl < 0:
+            return None
+        end = 0
+        for i, p in enumerate(self._pieces):
+            end += len(p)
+            if end > nl + 1:
+                return i
+        return len(self._pieces)
+
+    def _judge(self, upto: int) -> float:
+        text = b"".join(self._pieces[:upto]).decode("utf-8", "replace")
+        code, closed = extract_code(text, "fenced")
+        if not closed or self._checked_at is not None:
+            return 1.0
+        self._checked_at = upto - 1
+        if not self.examples or self.rejections >= self.max_rejections:
+            return 1.0
+        outcome = run_program(
+            check_program(assemble_program(self.prompt_src, code), self.examples), self.limits
+        )
+        self.stats.calls += 1
+        if outcome.passed:
+            self.last_detail = ""
+            return 1.0
+        self.last_detail = outcome.detail
+        self.rejections += 1
+        start = self._body_start()
+        self._failed_at[upto - 1] = start if start is not None else 0
+        return 0.0
+
+    def values(self) -> np.ndarray:
+        n = len(self._pieces)
+        if self._scored >= n:
+            return np.empty(0)
+        t0 = time.perf_counter()
+        out = [
+            self._judge(i + 1) if b"`" in self._pieces[i] else 1.0 for i in range(self._scored, n)
+        ]
+        self._scored = n
+        self.stats.seconds += time.perf_counter() - t0
+        return np.asarray(out)
+
+    def rollback(self, n: int) -> None:
+        if n <= 0:
+            return
+        del self._pieces[len(self._pieces) - n :]
+        keep = len(self._pieces)
+        self._scored = min(self._scored, keep)
+        if self._checked_at is not None and self._checked_at >= keep:
+            self._checked_at = None
+        for pos in [p for p in self._failed_at if p >= keep]:
+            del self._failed_at[pos]
+
+    def restart_point(self, flagged: int) -> int | None:
+        return self._failed_at.get(flagged)
+
+    def hold_from(self) -> int | None:
+        if not self.examples or self.rejections >= self.max_rejections:
+            return None
+        if self._checked_at is not None and self._checked_at not in self._failed_at:
+            return None  # this answer's block passed: nothing left to take back
+        return self._body_start()

@@ -1,0 +1,116 @@
+"""The prompt's-examples verifier without a model: parsing, sandboxed checks, restart points."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.quality.dataset import load_humaneval
+from runtime.sandbox import run_program
+from runtime.verifiers.examples import (
+    DocExamplesVerifier,
+    assemble_program,
+    check_program,
+    parse_examples,
+    prompt_code,
+)
+
+PROMPT_CODE = '''from typing import List
+
+
+def add(xs: List[int], k: int) -> List[int]:
+    """Add k to each number.
+    >>> add([1, 2], 1)
+    [2, 3]
+    Also: add([], 5) == []
+    add([0], -1) ➞ [-1]
+    add(a, b) => [3]
+    add([2], 2) # => [4] (two plus two)
+    """
+'''
+
+
+def test_parse_examples_in_doctest_and_prose_forms() -> None:
+    found = {ex.expr: ex.want for ex in parse_examples(PROMPT_CODE)}
+    assert found == {
+        "add([1, 2], 1)": [2, 3],
+        "add([], 5)": [],
+        "add([0], -1)": [-1],
+        "add([2], 2)": [4],
+    }  # add(a, b) names placeholders, not values: not an example
+
+
+def test_parse_ignores_calls_of_functions_the_code_does_not_define() -> None:
+    assert parse_examples('def f(x):\n    """g(1) == 2\n    >>> g(1)\n    2\n    """\n') == []
+
+
+def test_check_program_passes_a_right_answer_and_fails_a_wrong_one() -> None:
+    examples = parse_examples(PROMPT_CODE)
+    right = "def add(xs, k):\n    return [x + k for x in xs]\n"
+    wrong = "def add(xs, k):\n    return [x + k + 1 for x in xs]\n"
+    assert run_program(check_program(assemble_program(PROMPT_CODE, right), examples)).passed
+    outcome = run_program(check_program(assemble_program(PROMPT_CODE, wrong), examples))
+    # add([], 5) == [] holds even for the wrong answer
+    assert not outcome.passed and "3 of 4 examples failed" in outcome.detail
+
+
+def test_assemble_program_appends_a_bare_body_to_the_prompt() -> None:
+    body = "    return [x + k for x in xs]\n"
+    program = assemble_program(PROMPT_CODE, body)
+    assert program.startswith(PROMPT_CODE) and program.endswith(body)
+    whole = "def add(xs, k):\n    return xs\n"
+    assert assemble_program(PROMPT_CODE, whole) == "from typing import List\n" + whole
+
+
+def test_humaneval_reference_solutions_pass_their_own_examples() -> None:
+    """The parser reads the examples right: reference solutions pass them, bar docstring slips."""
+    with_examples = passed = 0
+    for problem in load_humaneval():
+        examples = parse_examples(problem.prompt)
+        if not examples:
+            continue
+        with_examples += 1
+        program = assemble_program(problem.prompt, problem.prompt + problem.canonical_solution)
+        passed += run_program(check_program(program, examples)).passed
+    assert with_examples >= 120
+    assert passed >= 0.95 * with_examples
+
+
+def _tokens(text: str, table: dict[int, bytes]) -> list[int]:
+    ids = []
+    for ch in text:
+        tid = len(table)
+        table[tid] = ch.encode()
+        ids.append(tid)
+    return ids
+
+
+@pytest.mark.parametrize("answer, ok", [("return [x + k for x in xs]", True), ("return xs", False)])
+def test_verifier_judges_the_closing_fence_and_points_back_to_the_code(
+    answer: str, ok: bool
+) -> None:
+    table: dict[int, bytes] = {}
+    prompt = _tokens(f"Complete it.\n\n```python\n{PROMPT_CODE}```", table)
+    v = DocExamplesVerifier(table.__getitem__, max_rejections=1)
+    assert v.begin(prompt, None) == 1.0 and len(v.examples) == 4
+    intro = "Sure:\n```python\n"
+    v.extend(_tokens(intro + "def add(xs, k):\n    " + answer + "\n", table), None)
+    assert (v.values() == 1.0).all()
+    assert v.hold_from() == len(intro)  # the open block may still be taken back
+    v.extend(_tokens("```", table), None)
+    values = v.values()
+    closing = len(intro) + len("def add(xs, k):\n    " + answer + "\n") + 2
+    assert values[-1] == (1.0 if ok else 0.0)  # the third backtick closes the fence
+    assert (values[:-1] == 1.0).all()
+    if ok:
+        assert v.restart_point(closing) is None and v.hold_from() is None
+    else:
+        assert v.restart_point(closing) == len(intro) and v.rejections == 1
+        v.rollback(closing + 1 - len(intro))
+        v.extend(_tokens("def add(xs, k):\n    return xs\n```", table), None)
+        assert (v.values() == 1.0).all()  # its one rejection is spent: the answer stands
+        assert v.hold_from() is None and "failed" in v.last_detail
+
+
+def test_prompt_code_takes_the_last_fenced_block() -> None:
+    assert prompt_code("a\n```python\nx = 1\n```\nb\n```\ny = 2\n```") == "y = 2\n"
+    assert prompt_code("def f():\n    pass\n") == "def f():\n    pass\n"
