@@ -5,9 +5,9 @@ Public API: :func:`run_profile` with a :class:`ProfileRequest`, :func:`load_prof
 """
 
 from planner.profiler.frame import profile_frame
-from planner.profiler.meters import CpuMeter, Meter, NvmlMeter, make_meter
 from planner.profiler.runner import CONFIGS, ProfileRequest, run_profile
 from planner.profiler.schema import PROFILE_SCHEMA_VERSION, Profile, ProfileError, load_profile
+from runtime.telemetry.meters import CpuMeter, Meter, NvmlMeter, make_meter
 
 __all__ = [
     "CONFIGS",

@@ -23,7 +23,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.profiler.fingerprint import fingerprint
-from planner.profiler.meters import DEFAULT_WATTS_PER_CORE, make_meter
 from planner.profiler.schema import (
     BacktrackFigures,
     ComputeFigures,
@@ -39,6 +38,7 @@ from planner.profiler.schema import (
     Stat,
 )
 from planner.profiler.worker import WorkerSpec, describe_error, serve
+from runtime.telemetry.meters import DEFAULT_WATTS_PER_CORE, make_meter
 
 log = logging.getLogger(__name__)
 

@@ -52,10 +52,10 @@ def serve(conn: Connection, spec: WorkerSpec) -> None:
 
 
 def _serve(conn: Connection, spec: WorkerSpec) -> None:
-    from planner.profiler.meters import make_meter
     from runtime.engine.llama import gpu_offload_supported
     from runtime.generation import Runtime, RuntimeSettings
     from runtime.samplers.choice import SamplingParams
+    from runtime.telemetry.meters import make_meter
 
     meter = make_meter(
         prefer_gpu=spec.prefer_gpu,

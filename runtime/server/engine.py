@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 
 from runtime.engine.batch import BatchEngine, SlotContext
-from runtime.engine.llama import Model
+from runtime.engine.llama import Model, gpu_offload_supported
 from runtime.errors import BackplanError, UsageError
 from runtime.generation import Generation, GenerationStream, Runtime, RuntimeSettings
 from runtime.models.fetch import model_path
@@ -35,6 +35,7 @@ from runtime.samplers.trace import Trace
 from runtime.server.errors import APIError, from_backplan
 from runtime.server.metrics import Metrics
 from runtime.server.settings import ServerSettings
+from runtime.telemetry.meters import make_meter
 from runtime.verifiers.base import Verifier
 from runtime.verifiers.factory import build_verifier
 
@@ -320,6 +321,7 @@ class ServerCore:
             t0 = time.perf_counter()
             model = Model(model_path(s.model))
             self.model = model
+            self.metrics.attach_meter(make_meter(gpu_offload=gpu_offload_supported()))
             for name, _head in self._default_parts:
                 if name.startswith("model:") and name[6:] not in self.verifier_models:
                     self.verifier_models[name[6:]] = Model(model_path(name[6:]))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -12,8 +14,11 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from runtime.samplers.trace import Trace
+from runtime.telemetry.meters import Meter
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _TOKS_BUCKETS = (1, 5, 10, 20, 40, 80, 160, 320, 640, 1280)
@@ -29,9 +34,43 @@ def resident_bytes() -> int:
         return 0
 
 
+class _EnergyCollector(Collector):
+    """Energy since the meter was attached, read at each scrape; per generated token too.
+
+    The source label says what was measured: ``nvml`` (the GPU's energy counter), ``rapl``
+    (the CPU package, every process on it), or ``estimate`` (this process's CPU time x watts
+    per core). Idle time is included: it is what serving costs.
+    """
+
+    def __init__(self, meter: Meter, generated: Callable[[], int]) -> None:
+        self.meter = meter
+        self.start = meter.read()
+        self.generated = generated
+
+    def collect(self) -> Iterator[Metric]:
+        energy_j = self.meter.window(self.start).energy_j
+        src = self.meter.energy_source
+        total = CounterMetricFamily(
+            "backplan_energy_joules",
+            "Energy since the model loaded (source: nvml, rapl or estimate)",
+            labels=["source"],
+        )
+        total.add_metric([src], energy_j)
+        yield total
+        tokens = self.generated()
+        per_token = GaugeMetricFamily(
+            "backplan_energy_per_generated_token_joules",
+            "Energy since the model loaded / tokens emitted (idle time included)",
+            labels=["source"],
+        )
+        per_token.add_metric([src], energy_j / tokens if tokens else math.nan)
+        yield per_token
+
+
 class Metrics:
     def __init__(self, n_slots: int) -> None:
         self.registry = r = CollectorRegistry()
+        self._emitted = 0
         ProcessCollector(registry=r)
         self.requests = Counter(
             "backplan_requests",
@@ -107,9 +146,14 @@ class Metrics:
         )
         rss.set_function(lambda: float(resident_bytes()))
 
+    def attach_meter(self, meter: Meter) -> None:
+        """Export energy from ``meter`` (once the model is loaded)."""
+        self.registry.register(_EnergyCollector(meter, lambda: self._emitted))
+
     def record(self, trace: Trace, finish_reason: str) -> None:
         self.prompt_tokens.inc(trace.prompt_tokens)
         self.generated_tokens.inc(trace.emitted_tokens)
+        self._emitted += trace.emitted_tokens
         self.sampled_tokens.inc(trace.generated_tokens)
         self.forward_tokens.labels("main").inc(
             max(0, trace.main_forward_tokens - trace.prompt_tokens)

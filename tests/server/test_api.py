@@ -54,6 +54,10 @@ def test_probes_models_and_metrics(api_server: ServerProcess, client: openai.Ope
     ):
         assert name in text, name
     assert _metric(api_server, "backplan_resident_memory_bytes") > 50e6
+    energy = [ln for ln in text.splitlines() if ln.startswith("backplan_energy_joules_total{")]
+    assert len(energy) == 1 and 'source="' in energy[0]  # no GPU here: rapl or estimate
+    assert float(energy[0].rsplit(" ", 1)[1]) > 0.0
+    assert _metric(api_server, "backplan_energy_per_generated_token_joules") > 0.0
 
 
 def test_completion(client: openai.OpenAI) -> None:

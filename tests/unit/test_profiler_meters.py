@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from planner.profiler.meters import CpuMeter, NvmlMeter, make_meter
+from runtime.telemetry.meters import CpuMeter, NvmlMeter, make_meter
 
 
 class FakeNvml:

@@ -1,0 +1,1 @@
+"""Measurement of this process: memory and energy meters (NVML, RAPL, CPU estimate)."""
