@@ -25,7 +25,7 @@ from planner.profiler.runner import CONFIGS, ProfileRequest
     help="Comma-separated configurations: " + ", ".join(CONFIGS) + ".",
 )
 @click.option(
-    "--head", default="constant", show_default=True, help=field_help(ProfileRequest, "head")
+    "--head", default="shipped", show_default=True, help=field_help(ProfileRequest, "head")
 )
 @click.option(
     "--quick",

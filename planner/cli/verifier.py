@@ -38,6 +38,14 @@ def _bar(label: str):  # type: ignore[no-untyped-def]
 @click.option("--max-tokens", type=click.IntRange(16, 4096), default=384, show_default=True)
 @click.option("--limit", type=click.IntRange(1, 164), default=None, help="First N problems.")
 @click.option(
+    "--label",
+    type=click.Choice(["tests", "compiles"]),
+    default="tests",
+    show_default=True,
+    help="A good rollout passes the problem's tests, or (models too small to pass them) "
+    "compiles and defines the function.",
+)
+@click.option(
     "--from-eval",
     "from_eval",
     multiple=True,
@@ -56,6 +64,7 @@ def collect(
     temperature: float,
     max_tokens: int,
     limit: int | None,
+    label: str,
     from_eval: tuple[Path, ...],
     out: Path,
 ) -> None:
@@ -64,7 +73,11 @@ def collect(
     from planner.verifier_training.rollouts import collect as run_collect
 
     config = CollectConfig(
-        model=model, samples=samples, temperature=temperature, max_tokens=max_tokens
+        model=model,
+        samples=samples,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        label=label,  # type: ignore[arg-type]
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     with _bar(f"collect {model}") as bar:

@@ -102,6 +102,26 @@ CONFIGS: dict[str, ProfileConfig] = {
 }
 
 
+def profile_head(head: str, model: str) -> str:
+    """``shipped`` -> the shipped head's file for ``model``, else ``constant`` (logged)."""
+    if head != "shipped":
+        return head
+    from runtime.models.registry import lookup
+    from runtime.verifiers.factory import shipped_head_for
+
+    spec = lookup(model)
+    path = shipped_head_for(spec.name if spec else None)
+    if path is None:
+        log.warning(
+            "no head is shipped for %s: latent/separate configurations use a constant "
+            "head (they measure cost, they never reject)",
+            model,
+        )
+        return "constant"
+    log.info("latent/separate configurations use the head shipped for %s: %s", model, path.name)
+    return str(path)
+
+
 class ProfileRequest(BaseModel):
     """What ``backplan profile`` measures. ``quick`` trims prompts and tokens."""
 
@@ -113,9 +133,9 @@ class ProfileRequest(BaseModel):
         description="Configurations (plain is always included).",
     )
     head: str = Field(
-        "constant",
-        description="Head for latent/separate verifiers: a head file, "
-        "or 'constant' (never rejects: cost only).",
+        "shipped",
+        description="Head for latent/separate verifiers: a head file, 'shipped' (the head "
+        "shipped for the model; constant if none is) or 'constant' (never rejects: cost only).",
     )
     quick: bool = False
     repeats: int = Field(3, ge=3, le=50, description="Repeats per configuration (median).")
@@ -220,6 +240,7 @@ def run_profile(req: ProfileRequest, progress: Progress | None = None) -> Profil
 
     configs, prompts, max_tokens = req.resolved()
     path = model_path(req.model)
+    head = profile_head(req.head, req.model)
     t_start = time.perf_counter()
     meter = make_meter(
         prefer_gpu=req.prefer_gpu,
@@ -245,7 +266,7 @@ def run_profile(req: ProfileRequest, progress: Progress | None = None) -> Profil
                 name=cfg.name,
                 model=str(path),
                 strategy=cfg.strategy,
-                verifier=cfg.verifier.format(model=path, head=req.head),
+                verifier=cfg.verifier.format(model=path, head=head),
                 temperature=cfg.temperature,
                 prompts=tuple(prompts),
                 max_tokens=max_tokens,
@@ -278,7 +299,7 @@ def run_profile(req: ProfileRequest, progress: Progress | None = None) -> Profil
         n_ctx=first["n_ctx"],
     )
     entries = [
-        _summarise(cfg, w, meter_info, req.head) for cfg, w in zip(configs, workers, strict=True)
+        _summarise(cfg, w, meter_info, head) for cfg, w in zip(configs, workers, strict=True)
     ]
     warnings = _ratios(entries)
     if req.quality:

@@ -10,14 +10,15 @@ problems they did not see (cross-fitting, see :mod:`planner.verifier_training.fi
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from planner.quality.dataset import load_humaneval
+from planner.quality.dataset import Problem, load_humaneval
 from planner.quality.harness import build_prompt, check_source, extract_program
 from runtime.atomic import write_text_atomic
 from runtime.errors import UsageError
@@ -33,6 +34,11 @@ class CollectConfig(BaseModel):
     max_tokens: int = Field(384, ge=16, le=4096)
     seed: int = 0
     prompt_format: str = "chat-fenced-v1"
+    label: Literal["tests", "compiles"] = Field(
+        "tests",
+        description="What makes a rollout good: it passes the problem's tests, or (for models "
+        "too small to pass them) its answer compiles and defines the function.",
+    )
 
 
 class Rollout(BaseModel):
@@ -76,6 +82,26 @@ def load_rollouts(path: Path) -> tuple[dict[str, Any], list[Rollout]]:
         raise UsageError(f"{path} is not a backplan rollouts file") from None
 
 
+def compiles(problem: Problem, completion: str) -> bool:
+    """The answer's program compiles and defines the requested function (nothing is run)."""
+    program = extract_program(problem, completion)
+    if not re.search(rf"^\s*def\s+{re.escape(problem.entry_point)}\s*\(", program, re.M):
+        return False
+    try:
+        compile(program, "<answer>", "exec")
+    except (SyntaxError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def label(config: CollectConfig, problem: Problem, completion: str) -> tuple[bool, str]:
+    if config.label == "compiles":
+        ok = compiles(problem, completion)
+        return ok, "compiles" if ok else "does-not-compile"
+    outcome = run_program(check_source(problem, extract_program(problem, completion)))
+    return outcome.passed, outcome.status
+
+
 def _append(path: Path, rollout: Rollout) -> None:
     with path.open("a", encoding="utf-8") as fh:  # one whole line per rollout
         fh.write(rollout.model_dump_json() + "\n")
@@ -112,12 +138,17 @@ def collect(
         tag = f"eval:{path.name}"
         for rec in records:
             if rec["task_id"] in by_id and (rec["task_id"], tag) not in done:
+                ok, status = (
+                    (bool(rec["passed"]), rec["status"])
+                    if config.label == "tests"
+                    else label(config, by_id[rec["task_id"]], rec["completion"])
+                )
                 r = Rollout(
                     task_id=rec["task_id"],
                     sample=tag,
                     completion=rec["completion"],
-                    passed=bool(rec["passed"]),
-                    status=rec["status"],
+                    passed=ok,
+                    status=status,
                     generated_tokens=int(rec.get("emitted_tokens", 0)),
                     wall_s=rec["emitted_tokens"] / rec["tok_s"] if rec.get("tok_s") else None,
                 )
@@ -140,14 +171,14 @@ def collect(
                     sampling=sampling,
                     seed=config.seed * 1000 + s,
                 )
-                outcome = run_program(check_source(problem, extract_program(problem, gen.text)))
+                ok, status = label(config, problem, gen.text)
                 r = Rollout(
                     task_id=problem.task_id,
                     sample=f"s{s}",
                     completion=gen.text,
                     tokens=gen.tokens,
-                    passed=outcome.passed,
-                    status=outcome.status,
+                    passed=ok,
+                    status=status,
                     generated_tokens=gen.trace.generated_tokens,
                     cpu_s=round(time.process_time() - cpu0, 3),
                     wall_s=round(time.perf_counter() - wall0, 3),

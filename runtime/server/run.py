@@ -12,9 +12,11 @@ import uvicorn
 
 from runtime.errors import UsageError
 from runtime.models.fetch import model_path
+from runtime.models.registry import lookup
 from runtime.server.app import create_app
 from runtime.server.engine import ServerCore, split_spec
 from runtime.server.settings import ServerSettings, check_bind
+from runtime.verifiers.factory import shipped_head_for
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +35,21 @@ def precheck(settings: ServerSettings) -> None:
             )
         if name.startswith("model:"):
             model_path(name[len("model:") :])
-        if name != "syntax" and head is None:
+        if name != "syntax" and head in (None, "shipped") and not _shipped(settings.model, name):
             raise UsageError(
-                f"--verifier {name} needs a head: {name}=PATH.npz, or {name}=constant to "
-                "measure cost without rejecting"
+                f"--verifier {name} needs a head (none is shipped for this model): "
+                f"{name}=PATH.npz, or {name}=constant to measure cost without rejecting"
             )
-        if head not in (None, "constant") and not Path(head).is_file():
+        if head not in (None, "constant", "shipped") and not Path(head).is_file():
             raise UsageError(f"head file {head} does not exist (--verifier {name}={head})")
+
+
+def _shipped(model: str, verifier: str) -> bool:
+    main = lookup(model)
+    reader = lookup(verifier[len("model:") :]) if verifier.startswith("model:") else None
+    if main is None or (verifier.startswith("model:") and reader is None):
+        return False
+    return shipped_head_for(main.name, reader.name if reader else None) is not None
 
 
 class _Server(uvicorn.Server):

@@ -1,8 +1,9 @@
 """Build a verifier from its command-line spelling.
 
 Grammar: ``none`` | ``syntax`` | ``examples[=N]`` | ``latent[=HEAD]`` | ``model:NAME[=HEAD]``,
-joined with ``+`` to stack several (values multiply). HEAD is a head file, or ``constant`` for a
-head that never rejects (to measure cost alone). ``examples`` runs the prompt's own examples
+joined with ``+`` to stack several (values multiply). HEAD is a head file, ``shipped`` (the
+default: the head shipped for this model, see ``runtime/verifiers/heads/``), or ``constant``
+for a head that never rejects (to measure cost alone). ``examples`` runs the prompt's own examples
 against each finished answer in a sandboxed process, rejecting at most N answers (default 3).
 """
 
@@ -24,7 +25,8 @@ from runtime.verifiers.syntax import PythonSyntaxVerifier
 
 SPEC_HELP = (
     "none | syntax | examples[=N] | latent[=HEAD] | model:NAME[=HEAD], '+' to stack; HEAD is "
-    "a head file or 'constant' (never rejects: measures cost only); examples runs the "
+    "a head file, 'shipped' (default: the head shipped for the model) or 'constant' (never "
+    "rejects: measures cost only); examples runs the "
     "prompt's examples on each finished answer in a sandbox, rejecting at most N (default 3)"
 )
 
@@ -37,12 +39,48 @@ def _count(ref: str | None, default: int) -> int:
     return int(ref)
 
 
-def _head(ref: str | None, n_embd: int, what: str) -> ValueHead:
-    if ref is None:
-        raise HeadError(
-            f"no trained head is shipped for {what} yet; pass one as "
-            f"'{what}=PATH.npz', or '{what}=constant' to measure cost without rejecting"
-        )
+HEADS_DIR = Path(__file__).parent / "heads"
+
+
+def _registry_name(model: Model) -> str | None:
+    from runtime.models.registry import all_models
+
+    return next((m.name for m in all_models() if m.filename == model.path.name), None)
+
+
+def shipped_head_path(main: Model, reader: Model | None = None) -> Path | None:
+    """The head shipped for ``main``'s tokens read by ``reader`` (None: ``main`` itself).
+
+    A reader with the main model's own weights gives the latent head's scores (the same
+    hidden states), so it uses the latent head.
+    """
+    if reader is None or reader.path == main.path:
+        return shipped_head_for(_registry_name(main))
+    reader_name = _registry_name(reader)
+    return shipped_head_for(_registry_name(main), reader_name) if reader_name else None
+
+
+def shipped_head_for(main_name: str | None, reader_name: str | None = None) -> Path | None:
+    """By registry names: ``<main>-latent.npz`` or ``<main>-by-<reader>.npz`` if shipped."""
+    if main_name is None:
+        return None
+    if reader_name is None or reader_name == main_name:
+        stem = f"{main_name}-latent"
+    else:
+        stem = f"{main_name}-by-{reader_name}"
+    path = HEADS_DIR / f"{stem}.npz"
+    return path if path.is_file() else None
+
+
+def _head(ref: str | None, n_embd: int, what: str, shipped: Path | None = None) -> ValueHead:
+    if ref is None or ref == "shipped":
+        if shipped is None:
+            raise HeadError(
+                f"no trained head is shipped for {what} on this model; pass one as "
+                f"'{what}=PATH.npz' (backplan verifier train makes one), or "
+                f"'{what}=constant' to measure cost without rejecting"
+            )
+        ref = str(shipped)
     if ref == "constant":
         return ValueHead.constant(n_embd)
     head = ValueHead.load(Path(ref))
@@ -82,7 +120,8 @@ def build_verifier(
                 )
             built.append(DocExamplesVerifier(main.piece, max_rejections=_count(head_ref_opt, 3)))
         elif name == "latent":
-            built.append(LatentVerifier(_head(head_ref_opt, main.n_embd, "latent")))
+            shipped = shipped_head_path(main)
+            built.append(LatentVerifier(_head(head_ref_opt, main.n_embd, "latent", shipped)))
         elif name.startswith("model:"):
             ref = name[len("model:") :]
             if not ref:
@@ -90,7 +129,7 @@ def build_verifier(
             if load_model is None:
                 raise UsageError("separate verifier models need a model loader")
             vmodel = load_model(ref)
-            head = _head(head_ref_opt, vmodel.n_embd, name)
+            head = _head(head_ref_opt, vmodel.n_embd, name, shipped_head_path(main, vmodel))
             built.append(
                 SeparateModelVerifier(
                     vmodel,
