@@ -21,8 +21,8 @@ below come from reasoning about how llama.cpp decodes, not from fitting a result
 - ``active_power_fraction``: the share of board power drawn while decoding. Batch-1 decode is
   memory-bound and leaves most ALUs idle: 0.6 of TBP; prefill or large batches: 0.9.
 
-Local calibration (:func:`calibrate_cpu`) replaces the CPU factors with figures derived from a
-profile measured on the machine at hand.
+Local calibration (:func:`planner.capacity.local.calibrate_cpu`) replaces the CPU factors with
+figures fitted on plain decodes of other models profiled on the machine at hand.
 """
 
 from __future__ import annotations

@@ -14,12 +14,13 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from planner.capacity.efficiency import DEFAULTS
-from planner.capacity.roofline import Device, ModelShape, decode_tok_s
+from planner.capacity.efficiency import DEFAULTS, Efficiency
+from planner.capacity.roofline import GB, Device, ModelShape, decode_tok_s
 
 
 @dataclass(frozen=True)
@@ -86,5 +87,60 @@ def local_device(m: LocalMeasurement, name: str = "this machine") -> Device:
     )
 
 
-def predict_local(m: LocalMeasurement, shape: ModelShape, *, context: int = 64) -> float:
-    return decode_tok_s(local_device(m), shape, DEFAULTS["cpu"], context=context)
+def predict_local(
+    m: LocalMeasurement, shape: ModelShape, *, context: int = 64, eff: Efficiency | None = None
+) -> float:
+    return decode_tok_s(local_device(m), shape, eff or DEFAULTS["cpu"], context=context)
+
+
+@dataclass(frozen=True)
+class DecodePoint:
+    """A plain batch-1 decode measured on this machine: the model, its context, its speed."""
+
+    shape: ModelShape
+    context: int
+    decode_tok_s: float
+
+
+def calibrate_cpu(
+    m: LocalMeasurement, points: Sequence[DecodePoint], base: Efficiency | None = None
+) -> Efficiency:
+    """CPU efficiency factors from decodes measured here on *other* models.
+
+    Per token, t = bytes_read / (bandwidth x eff_bw) + n_layers x layer_overhead. With two or
+    more models the two unknowns are fitted by least squares (small models separate the
+    per-layer cost: barriers between a layer's ~25 graph operations, which no roofline sees;
+    large ones the streaming rate); with one, the layer overhead keeps its default. The result
+    predicts further models on this machine.
+    """
+    base = base or DEFAULTS["cpu"]
+    if not points:
+        return base
+    bw = m.bandwidth_gb_s * GB
+    rows = [
+        (p.shape.bytes_read_per_pass + p.context * p.shape.kv_bytes_per_token, p.shape.n_layers)
+        for p in points
+    ]
+    t = np.array([1.0 / p.decode_tok_s for p in points])
+    overhead_s = base.layer_overhead_us * 1e-6
+    if len({layers for _, layers in rows}) > 1 and len(points) >= 2:
+        a = np.array([[b, layers] for b, layers in rows], dtype=np.float64)
+        (per_byte, per_layer), *_ = np.linalg.lstsq(a, t, rcond=None)
+        if per_layer >= 0 and per_byte > 0:
+            overhead_s = float(per_layer)
+        else:
+            per_byte = None
+    else:
+        per_byte = None
+    if per_byte is None:  # one model (or a degenerate fit): only the streaming rate
+        rates = [(ti - layers * overhead_s) / b for (b, layers), ti in zip(rows, t, strict=True)]
+        per_byte = float(np.mean(rates))
+    eff_bw = min(1.0, max(1e-3, 1.0 / (float(per_byte) * bw)))
+    names = ", ".join(p.shape.name for p in points)
+    return base.model_copy(
+        update={
+            "bandwidth": round(eff_bw, 4),
+            "layer_overhead_us": round(overhead_s * 1e6, 1),
+            "source": f"calibrated on this machine from plain decodes of {names}",
+        }
+    )

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from hardware_catalog import Catalog, find_model
-from planner.capacity.local import LocalMeasurement, predict_local
+from planner.capacity.local import DecodePoint, LocalMeasurement, calibrate_cpu, predict_local
 from planner.capacity.roofline import ModelShape
 from planner.profiler.schema import Profile
 from runtime.errors import UsageError
 
 
-def predict_from_profile(profile: Profile, catalog: Catalog) -> dict[str, Any]:
-    """Plain batch-1 decode tok/s predicted from the CPU figures measured with the profile."""
+def _measurement(profile: Profile) -> LocalMeasurement:
     local = profile.fingerprint.get("local_measurement")
     if not local:
         raise UsageError(
             "this profile has no CPU measurement (made by an older backplan); "
             "re-run `backplan profile`"
         )
+    return LocalMeasurement(
+        bandwidth_gb_s=local["bandwidth_gb_s"],
+        fp32_tflops=local["fp32_tflops"],
+        threads=local["threads"],
+    )
+
+
+def _shape(profile: Profile, catalog: Catalog) -> ModelShape:
     entry = find_model(catalog, profile.model.name)
-    shape = ModelShape(
+    return ModelShape(
         name=entry.id,
         params_b=profile.model.n_params / 1e9,
         n_layers=profile.model.n_layer,
@@ -30,15 +38,27 @@ def predict_from_profile(profile: Profile, catalog: Catalog) -> dict[str, Any]:
         hidden_size=entry.hidden_size,
         tied_embeddings=entry.tied_embeddings,
     )
-    m = LocalMeasurement(
-        bandwidth_gb_s=local["bandwidth_gb_s"],
-        fp32_tflops=local["fp32_tflops"],
-        threads=local["threads"],
+
+
+def _point(profile: Profile, catalog: Catalog) -> DecodePoint:
+    return DecodePoint(
+        shape=_shape(profile, catalog),
+        context=profile.settings.max_tokens // 2 + 40,
+        decode_tok_s=profile.config("plain").decode.decode_only_tok_s.median,
     )
-    context = profile.settings.max_tokens // 2 + 40
-    predicted = predict_local(m, shape, context=context)
-    measured = profile.config("plain").decode.decode_only_tok_s.median
-    return {
+
+
+def predict_from_profile(
+    profile: Profile, catalog: Catalog, calibration: Sequence[Profile] = ()
+) -> dict[str, Any]:
+    """Plain batch-1 decode tok/s predicted from the CPU figures measured with the profile:
+    with the documented CPU factors, and (given profiles of *other* models measured on the
+    same machine) with factors calibrated on those."""
+    m = _measurement(profile)
+    target = _point(profile, catalog)
+    measured = target.decode_tok_s
+    predicted = predict_local(m, target.shape, context=target.context)
+    out: dict[str, Any] = {
         "cpu": profile.fingerprint.get("cpu_model"),
         "model": profile.model.name,
         "bandwidth_gb_s": m.bandwidth_gb_s,
@@ -47,3 +67,25 @@ def predict_from_profile(profile: Profile, catalog: Catalog) -> dict[str, Any]:
         "measured_decode_tok_s": round(measured, 1),
         "error_pct": round(100 * (predicted / measured - 1), 1),
     }
+    if calibration:
+        for other in calibration:
+            if other.model.sha256 == profile.model.sha256:
+                raise UsageError(
+                    f"{profile.model.name} is both predicted and used for calibration; "
+                    "calibrate on profiles of other models"
+                )
+            if other.fingerprint.get("cpu_model") != profile.fingerprint.get("cpu_model"):
+                raise UsageError(
+                    f"the {other.model.name} profile was measured on another CPU; calibrate "
+                    "with profiles from this machine"
+                )
+        eff = calibrate_cpu(m, [_point(p, catalog) for p in calibration])
+        calibrated = predict_local(m, target.shape, context=target.context, eff=eff)
+        out |= {
+            "calibrated_on": [p.model.name for p in calibration],
+            "calibrated_bandwidth_efficiency": eff.bandwidth,
+            "calibrated_layer_overhead_us": eff.layer_overhead_us,
+            "calibrated_decode_tok_s": round(calibrated, 1),
+            "calibrated_error_pct": round(100 * (calibrated / measured - 1), 1),
+        }
+    return out

@@ -17,6 +17,14 @@ import click
     help="Instead of a GPU: predict this machine's plain decode speed from the "
     "CPU figures measured with PROFILE, and compare with PROFILE's measurement.",
 )
+@click.option(
+    "--calibrate",
+    "calibration_profiles",
+    type=click.Path(dir_okay=False),
+    multiple=True,
+    help="With --local: profiles of other models measured on this machine; the CPU factors "
+    "are fitted on them and the prediction is repeated (repeatable).",
+)
 @click.option("--model", default=None, help="Catalogue model (e.g. qwen2.5-coder-7b).")
 @click.option(
     "--params",
@@ -52,6 +60,7 @@ import click
 def predict(
     gpu: str | None,
     local_profile: str | None,
+    calibration_profiles: tuple[str, ...],
     model: str | None,
     params_b: float | None,
     quant: str,
@@ -76,7 +85,11 @@ def predict(
         from planner.capacity.prediction import predict_from_profile
         from planner.profiler.schema import load_profile
 
-        res = predict_from_profile(load_profile(local_profile), catalog)
+        res = predict_from_profile(
+            load_profile(local_profile),
+            catalog,
+            [load_profile(p) for p in calibration_profiles],
+        )
         if as_json:
             click.echo(json.dumps(res, indent=2))
         else:
@@ -87,6 +100,14 @@ def predict(
                 f"(bandwidth {res['bandwidth_gb_s']} GB/s, "
                 f"{res['fp32_tflops'] * 1000:.0f} GFLOP/s fp32, measured with the profile)"
             )
+            if "calibrated_decode_tok_s" in res:
+                click.echo(
+                    f"calibrated on {', '.join(res['calibrated_on'])} (bandwidth efficiency "
+                    f"{res['calibrated_bandwidth_efficiency']:.2f}, "
+                    f"{res['calibrated_layer_overhead_us']:.0f} us per layer): predicted "
+                    f"{res['calibrated_decode_tok_s']} tok/s, error "
+                    f"{res['calibrated_error_pct']:+.1f}%"
+                )
         return
     if gpu is None:
         raise UsageError("give --gpu NAME (or --local PROFILE for this machine)")

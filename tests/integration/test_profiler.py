@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from planner.profiler import ProfileRequest, load_profile, profile_frame, run_profile
+from runtime.errors import UsageError
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +112,5 @@ def test_quality_and_local_prediction(small_profile) -> None:  # type: ignore[no
     assert local["bandwidth_gb_s"] > 0 and local["fp32_tflops"] > 0
     res = predict_from_profile(small_profile, load_catalog())
     assert res["predicted_decode_tok_s"] > 0 and res["measured_decode_tok_s"] > 0
+    with pytest.raises(UsageError, match="both predicted and used for calibration"):
+        predict_from_profile(small_profile, load_catalog(), [small_profile])

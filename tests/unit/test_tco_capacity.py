@@ -126,3 +126,37 @@ def test_memory_fit_and_replicas() -> None:
     small = Device(**{**DEV.__dict__, "memory_gb": 8})
     assert devices_per_replica(small, need, EFF, 4) == 2  # 12.29 + 2 x 1 <= 16
     assert devices_per_replica(small, need, EFF, 1) is None
+
+
+def _cpu_shape(name: str, file_gb: float, layers: int) -> ModelShape:
+    return ModelShape(
+        name=name,
+        params_b=file_gb * 2,
+        n_layers=layers,
+        file_bytes=file_gb * 1e9,
+        kv_bytes_per_token=0.0,
+        vocab_size=1000,
+        hidden_size=64,
+        tied_embeddings=True,
+    )
+
+
+def test_cpu_calibration_recovers_streaming_rate_and_layer_overhead() -> None:
+    """Decodes made by hand from 10 GB/s and 120 us per layer give those figures back."""
+    from planner.capacity.local import DecodePoint, LocalMeasurement, calibrate_cpu
+
+    m = LocalMeasurement(bandwidth_gb_s=20.0, fp32_tflops=0.3, threads=2)
+
+    def point(shape: ModelShape) -> DecodePoint:
+        t = shape.file_bytes / 10e9 + shape.n_layers * 120e-6
+        return DecodePoint(shape=shape, context=0, decode_tok_s=1.0 / t)
+
+    small, mid = _cpu_shape("small", 0.1, 30), _cpu_shape("mid", 0.5, 24)
+    eff = calibrate_cpu(m, [point(small), point(mid)])
+    assert eff.bandwidth == pytest.approx(0.5, rel=1e-3)  # 10 of 20 GB/s
+    assert eff.layer_overhead_us == pytest.approx(120.0, abs=0.5)
+    assert "small, mid" in eff.source
+    one = calibrate_cpu(m, [point(mid)])  # one model: the overhead keeps its default (30 us)
+    assert one.layer_overhead_us == 30.0
+    t_mid = 1.0 / point(mid).decode_tok_s
+    assert one.bandwidth == pytest.approx(0.5e9 / ((t_mid - 24 * 30e-6) * 20e9), rel=1e-3)
