@@ -18,6 +18,7 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -336,6 +337,20 @@ def run_profile(req: ProfileRequest, progress: Progress | None = None) -> Profil
     )
 
 
+def crossfit_spec(spec: str) -> str:
+    """Head files that have a cross-fit manifest beside them are scored by it on HumanEval:
+    a head trained on all problems must never score them."""
+    parts = []
+    for part in spec.split("+"):
+        name, sep, ref = part.partition("=")
+        if ref.endswith(".npz"):
+            manifest = Path(ref[: -len(".npz")] + ".crossfit.json")
+            if manifest.is_file():
+                ref = str(manifest)
+        parts.append(f"{name}{sep}{ref}")
+    return "+".join(parts)
+
+
 def _measure_quality(
     req: ProfileRequest,
     path: Any,
@@ -344,14 +359,12 @@ def _measure_quality(
     progress: Progress | None,
 ) -> None:
     """pass@1 of each configuration on the first ``req.quality`` HumanEval problems."""
-    from pathlib import Path
-
     from planner.quality.harness import EvalConfig, run_humaneval
 
     for cfg, entry in zip(configs, entries, strict=True):
         ecfg = EvalConfig(
             model=str(path),
-            verifier=entry.verifier,
+            verifier=crossfit_spec(entry.verifier),
             strategy=cfg.strategy,
             temperature=cfg.temperature,
         )

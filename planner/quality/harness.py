@@ -98,6 +98,15 @@ def resolve_crossfit(spec: str, task_ids: list[str]) -> dict[str, str]:
     specs = {t: spec for t in task_ids}
     for part in spec.split("+"):
         _, _, ref = part.strip().partition("=")
+        if ref.endswith(".npz"):
+            seen_by = set(ValueHead.load(Path(ref)).metadata.training_tasks) & set(task_ids)
+            if seen_by:
+                first = sorted(seen_by, key=lambda t: (len(t), t))[0]
+                raise UsageError(
+                    f"{ref} was trained on {len(seen_by)} of these problems ({first}, ...); "
+                    "score them with its cross-fit manifest (*.crossfit.json) instead"
+                )
+            continue
         if not ref.endswith(CROSSFIT_SUFFIX):
             continue
         path = Path(ref)

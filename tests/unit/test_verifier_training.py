@@ -87,6 +87,12 @@ def test_evaluation_picks_the_fold_head_and_refuses_a_head_that_saw_the_problem(
     manifest.write_text(json.dumps(data))  # each fold now points at the head trained on it
     with pytest.raises(UsageError, match="must never score it"):
         resolve_crossfit(f"latent={manifest}", ["HumanEval/0"])
+    full = tmp_path / "h.npz"  # trained on every problem: refused, pointed at the manifest
+    with pytest.raises(UsageError, match="cross-fit manifest"):
+        resolve_crossfit(f"latent={full}", ["HumanEval/3"])
+    from planner.profiler.runner import crossfit_spec
+
+    assert crossfit_spec(f"syntax+latent={full}") == f"syntax+latent={manifest}"
 
 
 def test_shipped_crossfit_heads_are_disjoint_from_the_problems_they_score() -> None:
