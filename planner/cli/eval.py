@@ -32,6 +32,19 @@ def eval_group() -> None:
     help="Per-problem results (JSON lines; resumes). Default: out/eval/<config>.jsonl",
 )
 @click.option(
+    "--server",
+    default=None,
+    help="Generate through this running `backplan serve` (e.g. http://127.0.0.1:8000): its "
+    "parallel slots decode several problems together. It must serve --model.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="With --server: requests in flight.",
+)
+@click.option(
     "--summary",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -44,13 +57,20 @@ def humaneval(
     limit: int | None,
     max_tokens: int,
     out: Path | None,
+    server: str | None,
+    concurrency: int,
     summary: Path | None,
 ) -> None:
     """pass@1 on HumanEval's 164 problems (greedy), with a 95% confidence interval."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from planner.quality.harness import EvalConfig, record_summary, run_humaneval
+    from planner.quality.harness import (
+        EvalConfig,
+        record_summary,
+        run_humaneval,
+        run_humaneval_served,
+    )
 
     config = EvalConfig(model=model, verifier=verifier, strategy=strategy, max_tokens=max_tokens)
     if out is None:
@@ -77,7 +97,12 @@ def humaneval(
                 description=f"{model} {verifier} {strategy}: {passed} passed",
             )
 
-        result = run_humaneval(config, out, limit=limit, progress=progress)
+        if server is None:
+            result = run_humaneval(config, out, limit=limit, progress=progress)
+        else:
+            result = run_humaneval_served(
+                config, out, server, concurrency=concurrency, limit=limit, progress=progress
+            )
     if summary is not None:
         record_summary(summary, result)
     lo, hi = result["ci95"]

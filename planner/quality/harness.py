@@ -192,6 +192,89 @@ def run_humaneval(
     return summarise(config, [done[p.task_id] for p in problems])
 
 
+def run_humaneval_served(
+    config: EvalConfig,
+    out: Path,
+    url: str,
+    *,
+    concurrency: int = 8,
+    api_key: str | None = None,
+    limit: int | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """Evaluate through a running ``backplan serve`` (same prompt and decoding), ``concurrency``
+    requests at a time so its parallel slots decode several problems together. The server's
+    model and verifier must be the ones ``config`` names (checked against /v1/models)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    problems = load_humaneval()[: limit or None]
+    done = _read(out, config)
+    if not out.exists() or not out.read_text(encoding="utf-8").strip():
+        write_text_atomic(out, json.dumps({"config": config.model_dump()}) + "\n")
+    todo = [p for p in problems if p.task_id not in done]
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    base = url.rstrip("/")
+    try:
+        served = [m["id"] for m in httpx.get(f"{base}/v1/models", headers=headers).json()["data"]]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise UsageError(
+            f"no backplan server answers at {url} ({exc}); start `backplan serve`"
+        ) from None
+    if config.model not in served:
+        raise UsageError(f"the server at {url} serves {served}, not {config.model}")
+    lock = threading.Lock()
+    passed_so_far = sum(1 for p in problems if done.get(p.task_id, {}).get("passed"))
+    finished = len(problems) - len(todo)
+
+    def one(problem: Problem) -> None:
+        nonlocal passed_so_far, finished
+        body = {
+            "model": config.model,
+            "messages": [{"role": "user", "content": build_prompt(problem)}],
+            "max_tokens": config.max_tokens,
+            "temperature": config.temperature,
+            "seed": config.seed,
+            "backplan": {"verifier": config.verifier, "strategy": config.strategy},
+        }
+        r = httpx.post(f"{base}/v1/chat/completions", json=body, headers=headers, timeout=None)
+        if r.status_code != 200:
+            raise UsageError(f"the server refused {problem.task_id}: {r.status_code} {r.text}")
+        data = r.json()
+        text = data["choices"][0]["message"]["content"] or ""
+        bt = data.get("backtrack") or {}
+        outcome = run_program(check_source(problem, extract_program(problem, text)), limits)
+        rec = {
+            "task_id": problem.task_id,
+            "passed": outcome.passed,
+            "status": outcome.status,
+            "detail": outcome.detail,
+            "completion": text,
+            "emitted_tokens": data["usage"]["completion_tokens"],
+            "rollbacks": bt.get("rollbacks", 0),
+            "rejected_tokens": bt.get("rejected_tokens", 0),
+            "tok_s": round(bt.get("decode_tokens_per_s", 0.0), 2),
+            "forward_per_emitted": round(bt.get("forward_per_token", 1.0), 4),
+            "served_concurrency": concurrency,
+        }
+        with lock:
+            with out.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            done[problem.task_id] = rec
+            passed_so_far += outcome.passed
+            finished += 1
+            if progress is not None:
+                progress(finished, len(problems), passed_so_far)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for fut in [pool.submit(one, p) for p in todo]:
+            fut.result()
+    return summarise(config, [done[p.task_id] for p in problems])
+
+
 def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
     n = len(records)
     passed = sum(1 for r in records if r["passed"])
