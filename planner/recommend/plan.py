@@ -52,11 +52,15 @@ def measured_quality(path: Path | None) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     for run in runs if isinstance(runs, list) else []:
         if {"model", "verifier", "pass_at_1"} <= set(run) and int(run.get("n", 0)) >= 100:
-            kind = (
-                "none"
-                if run["verifier"] == "none"
-                else ("separate" if str(run["verifier"]).startswith("model:") else "latent")
-            )
+            parts = [p.strip().partition("=")[0] for p in str(run["verifier"]).split("+")]
+            if parts == ["none"]:
+                kind = "none"
+            elif any(p.startswith("model:") for p in parts):
+                kind = "separate"
+            elif "latent" in parts:
+                kind = "latent"
+            else:  # programmatic checks only (syntax, examples): not a planned verifier kind
+                continue
             key = (str(run["model"]), kind)
             out[key] = max(out.get(key, 0.0), float(run["pass_at_1"]))
     return out

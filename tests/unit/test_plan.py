@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,22 @@ def test_cli_predict_and_unknown_gpu() -> None:
     assert '"decode_tok_s"' in ok.output
     bad = runner.invoke(cli, ["predict", "--gpu", "rtx 4091", "--model", "qwen2.5-coder-7b"])
     assert bad.exit_code == 2 and "did you mean" in bad.output
+
+
+def test_measured_quality_maps_runs_to_the_planned_verifier_kinds(tmp_path: Path) -> None:
+    from planner.recommend.plan import measured_quality
+
+    runs = [
+        {"model": "m", "verifier": "none", "n": 164, "pass_at_1": 0.5},
+        {"model": "m", "verifier": "syntax+latent=h.npz", "n": 164, "pass_at_1": 0.55},
+        {"model": "m", "verifier": "model:m2=h.npz", "n": 164, "pass_at_1": 0.6},
+        {"model": "m", "verifier": "syntax+examples", "n": 164, "pass_at_1": 0.65},
+        {"model": "m", "verifier": "latent=h.npz", "n": 20, "pass_at_1": 0.9},  # too few
+    ]
+    path = tmp_path / "humaneval.json"
+    path.write_text(json.dumps(runs))
+    assert measured_quality(path) == {
+        ("m", "none"): 0.5,
+        ("m", "latent"): 0.55,
+        ("m", "separate"): 0.6,
+    }  # programmatic-only runs are not a planned verifier kind
