@@ -99,8 +99,16 @@ def test_head_of_wrong_dimension(smol_path: Path, tmp_path: Path) -> None:
     assert_clean_error(backplan("generate", "--verifier", f"latent={path}", "hi"), "hidden size 10")
 
 
-def test_no_head_for_latent(smol_path: Path) -> None:
-    assert_clean_error(backplan("generate", "--verifier", "latent", "hi"), "latent=")
+def test_latent_uses_the_shipped_head_and_says_when_none_is(
+    smol_path: Path, tmp_path: Path
+) -> None:
+    shipped = backplan("generate", "--verifier", "latent", "--max-tokens", "4", "hi")
+    assert shipped.returncode == 0 and "latent(logistic)" in shipped.stderr
+    other = tmp_path / "my-model.gguf"  # not a registry file: no head is shipped for it
+    other.symlink_to(smol_path)
+    assert_clean_error(
+        backplan("generate", "--model", str(other), "--verifier", "latent", "hi"), "latent="
+    )
 
 
 def test_corrupt_and_truncated_gguf(smol_path: Path, tmp_path: Path) -> None:
