@@ -37,10 +37,22 @@ sys.path.insert(0, str(ROOT))
 PROMPTS = [
     f"Here is a long, detailed story about {s}. It begins on a quiet morning when"
     for s in (
-        "a lighthouse keeper", "a lost robot", "two rival bakers", "a mountain village",
-        "an old violin", "a desert caravan", "a city library", "a night train",
-        "a chess champion", "a garden of glass", "a sailor and a whale", "a clockmaker",
-        "a school of wizards", "a small red kite", "a forgotten island", "a winter market",
+        "a lighthouse keeper",
+        "a lost robot",
+        "two rival bakers",
+        "a mountain village",
+        "an old violin",
+        "a desert caravan",
+        "a city library",
+        "a night train",
+        "a chess champion",
+        "a garden of glass",
+        "a sailor and a whale",
+        "a clockmaker",
+        "a school of wizards",
+        "a small red kite",
+        "a forgotten island",
+        "a winter market",
     )
 ]
 LEVELS = (1, 4, 16)
@@ -53,8 +65,9 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, name: str, cmd: list[str], port: int, ready_path: str,
-                 extra: dict[str, Any]) -> None:
+    def __init__(
+        self, name: str, cmd: list[str], port: int, ready_path: str, extra: dict[str, Any]
+    ) -> None:
         self.name = name
         self.cmd = cmd
         self.url = f"http://127.0.0.1:{port}"
@@ -111,8 +124,12 @@ def _level(server: Server, clients: int, n_requests: int, max_tokens: int) -> di
                     i = next(todo, None)
                 if i is None:
                     return
-                body = {"prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": max_tokens,
-                        "temperature": 0, **server.extra}
+                body = {
+                    "prompt": PROMPTS[i % len(PROMPTS)],
+                    "max_tokens": max_tokens,
+                    "temperature": 0,
+                    **server.extra,
+                }
                 t0 = time.perf_counter()
                 try:
                     r = c.post("/v1/completions", json=body)
@@ -173,8 +190,12 @@ def _fingerprint() -> dict[str, Any]:
             versions[pkg] = version(pkg)
         except Exception:  # noqa: BLE001
             versions[pkg] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "packages": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "packages": versions,
+    }
 
 
 def _markdown(result: dict[str, Any]) -> str:
@@ -232,14 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--requests", type=int, default=12,
-                    help="Requests per level (at least 2 per client).")
+    ap.add_argument(
+        "--requests", type=int, default=12, help="Requests per level (at least 2 per client)."
+    )
     ap.add_argument("--parallel", type=int, default=8, help="backplan's slots.")
     ap.add_argument("--n-ctx", type=int, default=1024, help="backplan's context per slot.")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--quick", action="store_true", help="One round, fewer requests.")
-    ap.add_argument("--results", type=Path, default=None,
-                    help="Write <DIR>/server_load.{json,md} (full runs: benchmarks/results).")
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="Write <DIR>/server_load.{json,md} (full runs: benchmarks/results).",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds, args.requests = 1, 4
@@ -252,15 +278,49 @@ def main(argv: list[str] | None = None) -> int:
     def launch(name: str) -> Server:
         port = _free_port()
         if name == "backplan":
-            cmd = [sys.executable, "-m", "runtime.server", "--model", path, "--port", str(port),
-                   "--parallel", str(args.parallel), "--n-ctx", str(args.n_ctx), "--queue",
-                   "256", "--n-threads", str(args.threads), "--verifier", "none",
-                   "--strategy", "plain"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "runtime.server",
+                "--model",
+                path,
+                "--port",
+                str(port),
+                "--parallel",
+                str(args.parallel),
+                "--n-ctx",
+                str(args.n_ctx),
+                "--queue",
+                "256",
+                "--n-threads",
+                str(args.threads),
+                "--verifier",
+                "none",
+                "--strategy",
+                "plain",
+            ]
             return Server(name, cmd, port, "/ready", {})
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", path, "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "2048", "--n_threads", str(args.threads),
-               "--n_threads_batch", str(args.threads), "--logits_all", "False",
-               "--verbose", "False"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            path,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            str(args.threads),
+            "--n_threads_batch",
+            str(args.threads),
+            "--logits_all",
+            "False",
+            "--verbose",
+            "False",
+        ]
         # its completions default to repeat_penalty 1.1: turn it off so both decode greedily
         # the same way (logits_all off too: its default keeps every position's logits)
         return Server(name, cmd, port, "/v1/models", {"repeat_penalty": 1.0})
@@ -281,10 +341,13 @@ def main(argv: list[str] | None = None) -> int:
                     res = _level(server, clients, n, args.max_tokens)
                     res["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
                     raw[clients][name].append(res)
-                    print(f"round {rnd + 1} clients {clients:2d} {name:17s} "
-                          f"{res['req_s']:6.2f} req/s p50 {res['p50_s']:.2f}s "
-                          f"p95 {res['p95_s']:.2f}s {res['tok_s']:7.1f} tok/s "
-                          f"errors {len(res['errors'])} load {res['loadavg_1m']}", flush=True)
+                    print(
+                        f"round {rnd + 1} clients {clients:2d} {name:17s} "
+                        f"{res['req_s']:6.2f} req/s p50 {res['p50_s']:.2f}s "
+                        f"p95 {res['p95_s']:.2f}s {res['tok_s']:7.1f} tok/s "
+                        f"errors {len(res['errors'])} load {res['loadavg_1m']}",
+                        flush=True,
+                    )
                 rss[name] = round(server.rss_mib(), 1)
             finally:
                 server.stop()
@@ -302,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
         row["ratio"] = ours / theirs if theirs else None
         levels.append(row)
     ratios = {lv["clients"]: lv["ratio"] for lv in levels}
-    target = bool(ratios[1] and ratios[1] >= 0.9 and all(
-        ratios[c] and ratios[c] > 1.0 for c in (4, 16)))
+    target = bool(
+        ratios[1] and ratios[1] >= 0.9 and all(ratios[c] and ratios[c] > 1.0 for c in (4, 16))
+    )
     result = {
         "benchmark": "server_load",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -314,10 +378,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.threads} --n_threads_batch {args.threads} --logits_all False "
             "(requests: repeat_penalty 1.0)",
         },
-        "config": {"model": args.model, "max_tokens": args.max_tokens, "rounds": args.rounds,
-                   "requests_per_level": {c: max(args.requests, 2 * c) for c in LEVELS},
-                   "parallel": args.parallel, "threads": args.threads,
-                   "prompts": PROMPTS},
+        "config": {
+            "model": args.model,
+            "max_tokens": args.max_tokens,
+            "rounds": args.rounds,
+            "requests_per_level": {c: max(args.requests, 2 * c) for c in LEVELS},
+            "parallel": args.parallel,
+            "threads": args.threads,
+            "prompts": PROMPTS,
+        },
         "levels": levels,
         "ratios": ratios,
         "target_met": target,
