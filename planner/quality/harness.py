@@ -90,6 +90,17 @@ def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
 CROSSFIT_SUFFIX = ".crossfit.json"
 
 
+def _start(
+    config: EvalConfig, out: Path, limit: int | None
+) -> tuple[list[Problem], dict[str, dict[str, Any]], list[Problem]]:
+    """(problems, results already in ``out``, problems left); writes the header if new."""
+    problems = load_humaneval()[: limit or None]
+    done = _read(out, config)
+    if not out.exists() or not out.read_text(encoding="utf-8").strip():
+        write_text_atomic(out, json.dumps({"config": config.model_dump()}) + "\n")
+    return problems, done, [p for p in problems if p.task_id not in done]
+
+
 def resolve_crossfit(spec: str, task_ids: list[str]) -> dict[str, str]:
     """Task -> verifier spec, with each cross-fit manifest replaced by the fold head that
     never saw the task. Refuses a head whose training problems include the task."""
@@ -145,11 +156,7 @@ def run_humaneval(
     from runtime.generation import Runtime, RuntimeSettings
     from runtime.samplers.choice import SamplingParams
 
-    problems = load_humaneval()[: limit or None]
-    done = _read(out, config)
-    if not out.exists() or not out.read_text(encoding="utf-8").strip():
-        write_text_atomic(out, json.dumps({"config": config.model_dump()}) + "\n")
-    todo = [p for p in problems if p.task_id not in done]
+    problems, done, todo = _start(config, out, limit)
     passed_so_far = sum(1 for p in problems if done.get(p.task_id, {}).get("passed"))
     specs = resolve_crossfit(config.verifier, [p.task_id for p in todo])
     groups: dict[str, list[Problem]] = {}
@@ -211,11 +218,7 @@ def run_humaneval_served(
 
     import httpx
 
-    problems = load_humaneval()[: limit or None]
-    done = _read(out, config)
-    if not out.exists() or not out.read_text(encoding="utf-8").strip():
-        write_text_atomic(out, json.dumps({"config": config.model_dump()}) + "\n")
-    todo = [p for p in problems if p.task_id not in done]
+    problems, done, todo = _start(config, out, limit)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     base = url.rstrip("/")
     try:

@@ -212,6 +212,8 @@ class DocExamplesVerifier(Verifier):
         self.rejections = 0
         self.last_detail = ""
         self._pieces: list[bytes] = []
+        self._start: int | None = None  # cached _body_start()
+        self._start_checked = 0  # pieces already searched without finding it
         self._scored = 0
         self._checked_at: int | None = None  # token index of the closing fence last judged
         self._failed_at: dict[int, int] = {}  # closing token index -> restart point
@@ -223,6 +225,7 @@ class DocExamplesVerifier(Verifier):
         self.rejections = 0
         self.last_detail = ""
         self._pieces.clear()
+        self._start, self._start_checked = None, 0
         self._scored = 0
         self._checked_at = None
         self._failed_at.clear()
@@ -232,7 +235,22 @@ class DocExamplesVerifier(Verifier):
         self._pieces.extend(self.piece(t) for t in tokens)
 
     def _body_start(self) -> int | None:
-        """Tokens before the first line of the answer's code block (None: no block open)."""
+        """Tokens before the first line of the answer's code block (None: no block open).
+
+        Cached: the sampler asks after every block of tokens, so the text is only searched
+        again once a newline arrives, and the answer is kept until a rollback cuts into it.
+        """
+        if self._start is not None:
+            return self._start
+        n = len(self._pieces)
+        if not any(b"\n" in p for p in self._pieces[self._start_checked :]):
+            self._start_checked = n
+            return None
+        self._start_checked = n
+        self._start = self._find_body_start()
+        return self._start
+
+    def _find_body_start(self) -> int | None:
         data = b"".join(self._pieces)
         fence = data.find(b"```")
         if fence < 0:
@@ -286,6 +304,9 @@ class DocExamplesVerifier(Verifier):
         del self._pieces[len(self._pieces) - n :]
         keep = len(self._pieces)
         self._scored = min(self._scored, keep)
+        self._start_checked = min(self._start_checked, keep)
+        if self._start is not None and self._start > keep:
+            self._start = None
         if self._checked_at is not None and self._checked_at >= keep:
             self._checked_at = None
         for pos in [p for p in self._failed_at if p >= keep]:
