@@ -122,8 +122,14 @@ class ThresholdStrategy(Strategy):
                 trace.rejected_tokens += 1
                 restart = ver.restart_point(flagged)
                 if restart is not None:  # a whole answer failed: write it again, differently
+                    replay = ver.replacement(flagged)
                     state.rollback_to(max(committed, restart))
-                    self._resample(state)
+                    if replay and committed <= restart:  # out of tries: the best earlier one
+                        for tok in replay:
+                            state.push(tok)
+                        trace.replayed_tokens += len(replay)
+                    else:
+                        self._resample(state)
                     continue
                 state.ban(flagged, state.tokens[flagged])
                 state.rollback_to(max(committed, flagged - p.rollback_tokens + 1))

@@ -36,6 +36,9 @@ class Trace(BaseModel):
     main_reevaluated_tokens: int = Field(
         0, description="Positions evaluated again to recover logits not kept after a rollback."
     )
+    replayed_tokens: int = Field(
+        0, description="Tokens of an earlier candidate written back in place of a rejected one."
+    )
     verifier_forward_tokens: int = Field(0, description="Positions a verifier model evaluated.")
     verifier_prompt_tokens: int = Field(0, description="Of those, the prompt's positions.")
     head_evals: int = Field(0, description="Value-head evaluations (latent or separate).")

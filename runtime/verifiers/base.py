@@ -68,6 +68,14 @@ class Verifier(ABC):
         """
         return None
 
+    def replacement(self, flagged: int) -> Sequence[int] | None:
+        """Tokens to write from :meth:`restart_point` instead of regenerating (None: regenerate).
+
+        A whole-answer check that has spent its regenerations hands back the best earlier
+        candidate when the last one did worse.
+        """
+        return None
+
     def hold_from(self) -> int | None:
         """First generated position a later rejection may still take back (None: no hold).
 

@@ -55,35 +55,65 @@ def _literal(text: str) -> tuple[bool, Any]:
             return True, ast.literal_eval(cand)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             continue
+    word = text.rstrip(".,;").lower()
+    if word in ("true", "false"):  # prose: ``is_simple_power(2, 2) => true``
+        return True, word == "true"
     return False, None
 
 
-def _docstrings(code: str) -> list[str]:
+@dataclass(frozen=True)
+class _Doc:
+    """A function's docstring with the function's name and positional parameters."""
+
+    name: str | None
+    params: tuple[str, ...]
+    text: str
+
+
+def _docstrings(code: str) -> list[_Doc]:
     """The docstrings of the functions in ``code`` (dedented); the raw code if it won't parse."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return [code]
-    docs = [
-        ast.get_docstring(node)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    ]
-    return [d for d in docs if d]
+        return [_Doc(None, (), code)]
+    docs = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            text = ast.get_docstring(node)
+            if text:
+                args = node.args.posonlyargs + node.args.args
+                docs.append(_Doc(node.name, tuple(a.arg for a in args), text))
+    return docs
+
+
+# pure builtins an example may wrap the call in: ``round(find_zero([1, 2]), 2)``
+_WRAPPERS = frozenset({"round", "sorted", "len", "abs", "list", "tuple", "set", "str", "sum"})
 
 
 def _is_call_of(expr: str, names: set[str]) -> bool:
+    """``expr`` calls one of ``names`` with stated values, perhaps inside a pure builtin."""
     try:
         node = ast.parse(expr.strip(), mode="eval").body
     except SyntaxError:
         return False
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+    return _literal_call(node, names, wrapped_ok=True)
+
+
+def _literal_call(node: ast.expr, names: set[str], *, wrapped_ok: bool) -> bool:
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)) or node.keywords:
         return False
-    if node.func.id not in names or node.keywords:
-        return False
-    try:  # arguments must be stated values: ``is_happy(a)`` is a placeholder, not an example
-        for arg in node.args:
-            ast.literal_eval(arg)
+    if node.func.id not in names:
+        if not (wrapped_ok and node.func.id in _WRAPPERS and node.args):
+            return False
+        inner, *rest = node.args
+        return _literal_call(inner, names, wrapped_ok=False) and all(map(_is_literal, rest))
+    # arguments must be stated values: ``is_happy(a)`` is a placeholder, not an example
+    return all(map(_is_literal, node.args))
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
     except ValueError:
         return False
     return True
@@ -93,6 +123,42 @@ def prompt_code(prompt_text: str) -> str:
     """The code shown in a prompt: its last fenced block, else the whole text."""
     blocks = _FENCE_BLOCK.findall(prompt_text)
     return blocks[-1] if blocks else prompt_text
+
+
+_FOR_OUTPUT = re.compile(
+    r"^\s*(?:[*\-•]\s*)?For\s+(?P<args>.+?),?\s+the\s+output\s+should\s+be\s+(?P<want>.+?)\s*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+_INPUT_OUTPUT = re.compile(
+    r"\bInput\s*:\s*(?P<args>.*?)\n\s*Output\s*:\s*(?P<want>[^\n]+)", re.DOTALL
+)
+
+
+def _call_from_assignments(doc: _Doc, args_text: str) -> str | None:
+    """``f(v1, v2)`` from ``a = v1, b = v2`` (or ``a : v1`` lines) naming ``doc``'s parameters.
+
+    A function of one parameter may be given the bare value: ``Input: [4, 2, 3]``.
+    """
+    if doc.name is None or not doc.params:
+        return None
+    names = "|".join(map(re.escape, doc.params))
+    marks = list(re.finditer(rf"(?<![\w.])({names})\s*(?:=(?!=)|:)\s*", args_text))
+    if not marks:
+        texts = {doc.params[0]: args_text} if len(doc.params) == 1 else {}
+    else:
+        if args_text[: marks[0].start()].strip():
+            return None
+        ends = [m.start() for m in marks[1:]] + [len(args_text)]
+        texts = {m.group(1): args_text[m.end() : end] for m, end in zip(marks, ends, strict=True)}
+    if set(texts) != set(doc.params):
+        return None
+    values = []
+    for param in doc.params:
+        ok, value = _literal(texts[param].strip().rstrip(","))
+        if not ok:
+            return None
+        values.append(repr(value))
+    return f"{doc.name}({', '.join(values)})"
 
 
 def parse_examples(code: str) -> list[Example]:
@@ -112,30 +178,36 @@ def parse_examples(code: str) -> list[Example]:
 
     callee = "|".join(map(re.escape, sorted(names)))
     pattern = re.compile(
-        rf"^\s*(?:[A-Za-z][\w ]*:\s*)?(?:>>>\s*)?(?P<expr>(?:{callee})\(.*\))"
+        rf"^\s*(?:[A-Za-z][\w ]*:\s*)?(?:[*\-•]\s*)?(?:>>>\s*)?(?P<expr>(?:{callee})\(.*\))"
         rf"\s*#?\s*(?:{_ARROWS})\s*(?P<want>.+?)\s*$",
         re.MULTILINE,
     )
     for doc in _docstrings(code):
         try:
-            doc_examples = doctest.DocTestParser().get_examples(doc)
+            doc_examples = doctest.DocTestParser().get_examples(doc.text)
         except ValueError:  # inconsistent indentation: the line rules below still apply
             doc_examples = []
         for ex in doc_examples:
             want = ex.want.strip()
             if want:  # a want runs on to the next blank line: fall back to its first line
                 add(ex.source, want if _literal(want)[0] else want.splitlines()[0])
-        for m in pattern.finditer(doc):
+        for m in pattern.finditer(doc.text):
             expr = m.group("expr")
             # the greedy ``.*\)`` may swallow the arrow's left side; retry at each ``)``
             for cut in [i for i, ch in enumerate(expr) if ch == ")"][::-1]:
                 head = expr[: cut + 1]
                 if _is_call_of(head, names):
-                    rest = doc[m.start("expr") + cut + 1 : m.end("want")]
+                    rest = doc.text[m.start("expr") + cut + 1 : m.end("want")]
                     arrow = re.match(rf"\s*#?\s*(?:{_ARROWS})\s*(.+)$", rest)
                     if arrow:
                         add(head, arrow.group(1))
                     break
+        # named inputs: ``For lst = [1, 2] the output should be 3``; ``Input: ... Output: ...``
+        for form in (_FOR_OUTPUT, _INPUT_OUTPUT):
+            for m in form.finditer(doc.text):
+                call = _call_from_assignments(doc, m.group("args"))
+                if call is not None:
+                    add(call, m.group("want"))
     return found
 
 
@@ -186,11 +258,19 @@ def check_program(program: str, examples: Sequence[Example]) -> str:
     return program + _CHECK.format(examples=repr(pairs), n=len(pairs))
 
 
+def _failures(detail: str, n_examples: int) -> int:
+    """Examples an answer failed, from the check's message; a crash counts as worse than all."""
+    m = re.search(r"(\d+) of \d+ examples failed", detail)
+    return int(m.group(1)) if m else n_examples + 1
+
+
 class DocExamplesVerifier(Verifier):
     """Value 0 for a closing code fence whose program fails the prompt's examples, else 1.
 
-    ``max_rejections`` bounds the regenerations one generation may cost; after that the
-    answer stands as it is (its failure is recorded in ``last_detail``).
+    ``max_rejections`` bounds the regenerations one generation may cost. The last answer is
+    checked too: if an earlier one failed fewer examples, that one is put back in its place
+    (:meth:`replacement`; the first, greedy one wins ties), else the last stands. Its failure is
+    recorded in ``last_detail``.
     """
 
     name = "examples"
@@ -212,6 +292,10 @@ class DocExamplesVerifier(Verifier):
         self.rejections = 0
         self.last_detail = ""
         self._pieces: list[bytes] = []
+        self._tokens: list[int] = []
+        self._best: tuple[int, list[int]] | None = None  # fewest failures, that block's tokens
+        self._replay: list[int] | None = None
+        self._settled = False  # out of tries: the answer now in place stands
         self._start: int | None = None  # cached _body_start()
         self._start_checked = 0  # pieces already searched without finding it
         self._scored = 0
@@ -225,6 +309,8 @@ class DocExamplesVerifier(Verifier):
         self.rejections = 0
         self.last_detail = ""
         self._pieces.clear()
+        self._tokens.clear()
+        self._best, self._replay, self._settled = None, None, False
         self._start, self._start_checked = None, 0
         self._scored = 0
         self._checked_at = None
@@ -233,6 +319,7 @@ class DocExamplesVerifier(Verifier):
 
     def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
         self._pieces.extend(self.piece(t) for t in tokens)
+        self._tokens.extend(tokens)
 
     def _body_start(self) -> int | None:
         """Tokens before the first line of the answer's code block (None: no block open).
@@ -271,7 +358,7 @@ class DocExamplesVerifier(Verifier):
         if not closed or self._checked_at is not None:
             return 1.0
         self._checked_at = upto - 1
-        if not self.examples or self.rejections >= self.max_rejections:
+        if not self.examples or self._settled:
             return 1.0
         outcome = run_program(
             check_program(assemble_program(self.prompt_src, code), self.examples), self.limits
@@ -281,10 +368,21 @@ class DocExamplesVerifier(Verifier):
             self.last_detail = ""
             return 1.0
         self.last_detail = outcome.detail
-        self.rejections += 1
-        start = self._body_start()
-        self._failed_at[upto - 1] = start if start is not None else 0
-        return 0.0
+        start = self._body_start() or 0
+        failed = _failures(outcome.detail, len(self.examples))
+        best = self._best
+        if best is None or failed < best[0]:
+            self._best = (failed, self._tokens[start:upto])
+        if self.rejections < self.max_rejections:
+            self.rejections += 1
+            self._failed_at[upto - 1] = start
+            return 0.0
+        self._settled = True
+        if best is not None and best[0] < failed:
+            self._replay = best[1]
+            self._failed_at[upto - 1] = start
+            return 0.0
+        return 1.0
 
     def values(self) -> np.ndarray:
         n = len(self._pieces)
@@ -302,6 +400,7 @@ class DocExamplesVerifier(Verifier):
         if n <= 0:
             return
         del self._pieces[len(self._pieces) - n :]
+        del self._tokens[len(self._tokens) - n :]
         keep = len(self._pieces)
         self._scored = min(self._scored, keep)
         self._start_checked = min(self._start_checked, keep)
@@ -315,8 +414,14 @@ class DocExamplesVerifier(Verifier):
     def restart_point(self, flagged: int) -> int | None:
         return self._failed_at.get(flagged)
 
+    def replacement(self, flagged: int) -> Sequence[int] | None:
+        if flagged not in self._failed_at or self._replay is None:
+            return None
+        replay, self._replay = self._replay, None
+        return replay
+
     def hold_from(self) -> int | None:
-        if not self.examples or self.rejections >= self.max_rejections:
+        if not self.examples or self._settled:
             return None
         if self._checked_at is not None and self._checked_at not in self._failed_at:
             return None  # this answer's block passed: nothing left to take back

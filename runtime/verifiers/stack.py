@@ -49,6 +49,12 @@ class StackedVerifier(Verifier):
         points = [p for v in self.verifiers if (p := v.restart_point(flagged)) is not None]
         return min(points) if points else None
 
+    def replacement(self, flagged: int) -> Sequence[int] | None:
+        points = [(p, v) for v in self.verifiers if (p := v.restart_point(flagged)) is not None]
+        if not points:
+            return None
+        return min(points, key=lambda pv: pv[0])[1].replacement(flagged)
+
     def hold_from(self) -> int | None:
         holds = [h for v in self.verifiers if (h := v.hold_from()) is not None]
         return min(holds) if holds else None

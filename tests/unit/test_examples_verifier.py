@@ -71,7 +71,7 @@ def test_humaneval_reference_solutions_pass_their_own_examples() -> None:
         with_examples += 1
         program = assemble_program(problem.prompt, problem.prompt + problem.canonical_solution)
         passed += run_program(check_program(program, examples)).passed
-    assert with_examples >= 120
+    assert with_examples >= 145
     assert passed >= 0.95 * with_examples
 
 
@@ -109,6 +109,53 @@ def test_verifier_judges_the_closing_fence_and_points_back_to_the_code(
         v.extend(_tokens("def add(xs, k):\n    return xs\n```", table), None)
         assert (v.values() == 1.0).all()  # its one rejection is spent: the answer stands
         assert v.hold_from() is None and "failed" in v.last_detail
+
+
+def test_out_of_tries_the_answer_that_failed_fewest_examples_is_put_back() -> None:
+    table: dict[int, bytes] = {}
+    prompt = _tokens(f"Complete it.\n\n```python\n{PROMPT_CODE}```", table)
+    v = DocExamplesVerifier(table.__getitem__, max_rejections=1)
+    v.begin(prompt, None)
+    intro = _tokens("Sure:\n```python\n", table)
+    nearly = _tokens(
+        "def add(xs, k):\n    return [x + k for x in xs] if k != 2 else []\n```", table
+    )  # fails add([2], 2) only
+    v.extend(intro + nearly, None)
+    assert v.values()[-1] == 0.0 and v.rejections == 1
+    v.rollback(len(nearly))
+    worse = _tokens("def add(xs, k):\n    return xs\n```", table)  # fails 3 of 4
+    v.extend(worse, None)
+    closing = len(intro) + len(worse) - 1
+    assert v.values()[-1] == 0.0  # out of tries, but the first answer did better
+    assert v.restart_point(closing) == len(intro)
+    assert list(v.replacement(closing) or []) == nearly
+    assert v.replacement(closing) is None  # handed over once
+    v.rollback(len(worse))
+    v.extend(nearly, None)
+    assert (v.values() == 1.0).all() and v.hold_from() is None  # settled: it stands
+
+
+def test_parse_examples_in_named_input_forms() -> None:
+    code = (
+        "def pick(arr, k):\n"
+        '    """Example:\n'
+        "        Input: arr = [3, 1, 2], k = 2\n"
+        "        Output: [2, 3]\n"
+        "    For arr = [5], k = 1 the output should be [5].\n"
+        "    * pick([], 0) => []\n"
+        "    >>> sorted(pick([1, 2], 1))\n"
+        "    [2]\n"
+        "    pick([1], 1) => true\n"
+        '    Input: xs = [1], k = 1\n    Output: [1]\n    """\n'
+    )
+    found = {ex.expr: ex.want for ex in parse_examples(code)}
+    assert found == {
+        "pick([3, 1, 2], 2)": [2, 3],
+        "pick([5], 1)": [5],
+        "pick([], 0)": [],
+        "sorted(pick([1, 2], 1))": [2],
+        "pick([1], 1)": True,
+    }  # xs is not a parameter of pick: that input is not an example
 
 
 def test_prompt_code_takes_the_last_fenced_block() -> None:
