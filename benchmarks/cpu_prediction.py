@@ -5,8 +5,11 @@
 Each PROFILE is a ``backplan profile`` of a different model made on this machine (plain
 decoding is enough: ``--configs plain``). For each, the prediction from the documented CPU
 factors, and the prediction with the factors calibrated on the *other* profiles only
-(leave-one-out): the held-out model is never part of its own calibration. Writes
-``cpu_prediction.json`` and ``cpu_prediction.md``.
+(leave-one-out): the held-out model is never part of its own calibration. With ``--probe``,
+also the prediction from llama.cpp's costs measured on synthetic models of the profiled
+model's file type (:mod:`planner.capacity.cpu_probe`), probed now: run it on the machine that
+made the profiles, with nothing else running. Writes ``cpu_prediction.json`` and
+``cpu_prediction.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hardware_catalog import load_catalog  # noqa: E402
-from planner.capacity.prediction import predict_from_profile  # noqa: E402
+from planner.capacity.prediction import predict_from_profile, probe_for  # noqa: E402
 from planner.profiler.schema import load_profile  # noqa: E402
 from runtime.atomic import write_text_atomic  # noqa: E402
 
@@ -31,13 +34,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("profiles", nargs="+", type=Path)
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks/results")
+    ap.add_argument("--probe", action="store_true", help="Also probe llama.cpp here.")
     args = ap.parse_args()
     catalog = load_catalog()
     profiles = [load_profile(p) for p in args.profiles]
     rows: list[dict[str, Any]] = []
     for i, prof in enumerate(profiles):
         others = profiles[:i] + profiles[i + 1 :]
-        res = predict_from_profile(prof, catalog, others)
+        costs = probe_for(prof, on_step=print) if args.probe else None
+        res = predict_from_profile(prof, catalog, others, costs)
         res["profile"] = args.profiles[i].name
         rows.append(res)
     med_default = statistics.median(abs(r["error_pct"]) for r in rows)
@@ -51,7 +56,6 @@ def main() -> None:
         ),
     }
     args.results.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.results / "cpu_prediction.json", json.dumps(out, indent=2) + "\n")
     lines = [
         "# Local CPU: predicted vs measured plain decode",
         "",
@@ -63,6 +67,7 @@ def main() -> None:
         "bandwidth eff. | us/layer | calibrated | error |",
         "|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
+    probed = [r for r in rows if "probed_decode_tok_s" in r]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['measured_decode_tok_s']} | {r['predicted_decode_tok_s']} | "
@@ -76,6 +81,33 @@ def main() -> None:
         f"Median absolute error: documented factors {med_default:.1f}%, calibrated "
         f"{med_cal:.1f}% (worst {out['worst_abs_error_pct_calibrated']:.1f}%).",
     ]
+    if probed:
+        lines += [
+            "",
+            "## Probed: llama.cpp's own costs on synthetic models, measured now",
+            "",
+            "Random-weight llama models of fixed shapes (2 and 32 layers at width 256, 4 and 12 "
+            "at width 1024), quantised by llama.cpp to the profiled model's file type, with its "
+            "vocabulary, decoded batch-1 on its thread count; per-token time split by least "
+            "squares into per-byte, per-layer and per-pass costs, then applied to the model's "
+            "shape. Nothing is fitted to the model predicted.",
+            "",
+            "| model | measured tok/s | weights GB/s | us/layer | us/pass | probed | error |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in probed:
+            lines.append(
+                f"| {r['model']} | {r['measured_decode_tok_s']} | "
+                f"{r['probed_weight_stream_gb_s']} | {r['probed_layer_overhead_us']:.0f} | "
+                f"{r['probed_pass_overhead_us']:.0f} | {r['probed_decode_tok_s']} | "
+                f"{r['probed_error_pct']:+.1f}% |"
+            )
+        med_probe = statistics.median(abs(r["probed_error_pct"]) for r in probed)
+        worst_probe = max(abs(r["probed_error_pct"]) for r in probed)
+        out["median_abs_error_pct_probed"] = round(med_probe, 1)
+        out["worst_abs_error_pct_probed"] = round(worst_probe, 1)
+        lines += ["", f"Median absolute error probed {med_probe:.1f}% (worst {worst_probe:.1f}%)."]
+    write_text_atomic(args.results / "cpu_prediction.json", json.dumps(out, indent=2) + "\n")
     md = "\n".join(lines) + "\n"
     write_text_atomic(args.results / "cpu_prediction.md", md)
     print(md)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hardware_catalog import Catalog, find_model
+from planner.capacity.cpu_probe import ProbeCosts, gguf_file_type, probe_cpu
 from planner.capacity.local import DecodePoint, LocalMeasurement, calibrate_cpu, predict_local
 from planner.capacity.roofline import ModelShape
 from planner.profiler.schema import Profile
@@ -48,12 +50,40 @@ def _point(profile: Profile, catalog: Catalog) -> DecodePoint:
     )
 
 
+def probe_for(profile: Profile, **kwargs: Any) -> ProbeCosts:
+    """Run the llama.cpp probe (:mod:`planner.capacity.cpu_probe`) for ``profile``'s model:
+    its file type, its vocabulary, its thread count; on this machine, which must be the
+    profile's."""
+    from planner.profiler.fingerprint import cpu_model
+
+    here = cpu_model()
+    if here != profile.fingerprint.get("cpu_model"):
+        raise UsageError(
+            f"the {profile.model.name} profile was measured on another CPU "
+            f"({profile.fingerprint.get('cpu_model')}, this one is {here}); "
+            "probe on the machine that made the profile"
+        )
+    path = Path(profile.model.path)
+    if not path.is_file():
+        raise UsageError(
+            f"the profiled model file {path} is not here; fetch it with "
+            f"`backplan models fetch {profile.model.name}`"
+        )
+    return probe_cpu(
+        gguf_file_type(path), path, threads=profile.settings.n_threads or None, **kwargs
+    )
+
+
 def predict_from_profile(
-    profile: Profile, catalog: Catalog, calibration: Sequence[Profile] = ()
+    profile: Profile,
+    catalog: Catalog,
+    calibration: Sequence[Profile] = (),
+    probe: ProbeCosts | None = None,
 ) -> dict[str, Any]:
     """Plain batch-1 decode tok/s predicted from the CPU figures measured with the profile:
-    with the documented CPU factors, and (given profiles of *other* models measured on the
-    same machine) with factors calibrated on those."""
+    with the documented CPU factors; (given profiles of *other* models measured on the same
+    machine) with factors calibrated on those; and (given a probe of this CPU) from llama.cpp's
+    measured costs on synthetic models."""
     m = _measurement(profile)
     target = _point(profile, catalog)
     measured = target.decode_tok_s
@@ -87,5 +117,14 @@ def predict_from_profile(
             "calibrated_layer_overhead_us": eff.layer_overhead_us,
             "calibrated_decode_tok_s": round(calibrated, 1),
             "calibrated_error_pct": round(100 * (calibrated / measured - 1), 1),
+        }
+    if probe is not None:
+        probed = probe.decode_tok_s(target.shape, context=target.context)
+        out |= {
+            "probed_weight_stream_gb_s": round(probe.weight_stream_gb_s, 2),
+            "probed_layer_overhead_us": round(probe.s_per_layer * 1e6, 1),
+            "probed_pass_overhead_us": round(probe.s_per_pass * 1e6, 1),
+            "probed_decode_tok_s": round(probed, 1),
+            "probed_error_pct": round(100 * (probed / measured - 1), 1),
         }
     return out

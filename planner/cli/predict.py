@@ -25,6 +25,12 @@ import click
     help="With --local: profiles of other models measured on this machine; the CPU factors "
     "are fitted on them and the prediction is repeated (repeatable).",
 )
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="With --local: also time llama.cpp on a few synthetic models of the profiled model's "
+    "file type here (about a minute) and predict from those costs.",
+)
 @click.option("--model", default=None, help="Catalogue model (e.g. qwen2.5-coder-7b).")
 @click.option(
     "--params",
@@ -61,6 +67,7 @@ def predict(
     gpu: str | None,
     local_profile: str | None,
     calibration_profiles: tuple[str, ...],
+    probe: bool,
     model: str | None,
     params_b: float | None,
     quant: str,
@@ -82,13 +89,19 @@ def predict(
 
     catalog = load_catalog(Path(catalog_dir) if catalog_dir else None)
     if local_profile is not None:
-        from planner.capacity.prediction import predict_from_profile
+        from planner.capacity.prediction import predict_from_profile, probe_for
         from planner.profiler.schema import load_profile
 
+        target = load_profile(local_profile)
+        costs = None
+        if probe:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+            with console.status("probing llama.cpp on synthetic models") as status:
+                costs = probe_for(target, on_step=status.update)
         res = predict_from_profile(
-            load_profile(local_profile),
-            catalog,
-            [load_profile(p) for p in calibration_profiles],
+            target, catalog, [load_profile(p) for p in calibration_profiles], costs
         )
         if as_json:
             click.echo(json.dumps(res, indent=2))
@@ -107,6 +120,14 @@ def predict(
                     f"{res['calibrated_layer_overhead_us']:.0f} us per layer): predicted "
                     f"{res['calibrated_decode_tok_s']} tok/s, error "
                     f"{res['calibrated_error_pct']:+.1f}%"
+                )
+            if "probed_decode_tok_s" in res:
+                click.echo(
+                    f"probed (llama.cpp on synthetic models here: weights at "
+                    f"{res['probed_weight_stream_gb_s']} GB/s, "
+                    f"{res['probed_layer_overhead_us']:.0f} us per layer, "
+                    f"{res['probed_pass_overhead_us']:.0f} us per pass): predicted "
+                    f"{res['probed_decode_tok_s']} tok/s, error {res['probed_error_pct']:+.1f}%"
                 )
         return
     if gpu is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -45,7 +45,7 @@ def fingerprint(meter: dict[str, Any] | None = None) -> dict[str, Any]:
     info = system_info()
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
         "ram_gb": _ram_gb(),
         "os": f"{platform.system()} {platform.release()}",

@@ -67,6 +67,21 @@ def system_info() -> str:
     return raw.decode("utf-8", "replace").strip()
 
 
+def quantize_model(src: str | Path, dst: str | Path, file_type: int, *, threads: int = 0) -> None:
+    """Write ``src`` (a GGUF file) to ``dst`` at llama.cpp file type ``file_type`` (e.g. 15:
+    Q4_K_M), with llama.cpp's own per-tensor rules, as ``llama-quantize`` would."""
+    lib = _lib()
+    params = lib.llama_model_quantize_default_params()
+    params.ftype = file_type
+    params.nthread = threads
+    rc = lib.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    if rc != 0:
+        raise EngineError(
+            f"llama.cpp could not quantise {src} to file type {file_type} (code {rc}); "
+            "check the source file and that the type exists in this llama.cpp"
+        )
+
+
 def default_threads() -> int:
     """Physical-ish thread count for decoding; BACKPLAN_THREADS overrides."""
     env = os.environ.get("BACKPLAN_THREADS")

@@ -114,3 +114,38 @@ def test_quality_and_local_prediction(small_profile) -> None:  # type: ignore[no
     assert res["predicted_decode_tok_s"] > 0 and res["measured_decode_tok_s"] > 0
     with pytest.raises(UsageError, match="both predicted and used for calibration"):
         predict_from_profile(small_profile, load_catalog(), [small_profile])
+
+
+def test_cpu_probe_on_synthetic_models(small_profile, smol_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Synthetic models load in llama.cpp with the asked shape and file type; the probe's
+    costs predict the profiled model; a profile from another CPU is refused."""
+    from hardware_catalog import load_catalog
+    from planner.capacity.cpu_probe import (
+        ProbeShape,
+        gguf_file_type,
+        probe_cpu,
+        write_synthetic_gguf,
+    )
+    from planner.capacity.prediction import predict_from_profile, probe_for
+    from runtime.engine.llama import Model, quantize_model
+
+    shape = ProbeShape(hidden=256, ffn=512, layers=3)
+    f16, q = tmp_path / "f16.gguf", tmp_path / "q.gguf"
+    write_synthetic_gguf(f16, shape, smol_path, seed=0)
+    quantize_model(f16, q, gguf_file_type(smol_path))
+    assert gguf_file_type(q) == gguf_file_type(smol_path)
+    model = Model(q, n_gpu_layers=0)
+    assert (model.n_layer, model.n_embd) == (3, 256)
+    model.close()
+    shapes = [ProbeShape(256, 512, 1), ProbeShape(256, 512, 6), ProbeShape(512, 1024, 1)]
+    steps: list[str] = []
+    costs = probe_cpu(gguf_file_type(smol_path), smol_path, shapes=shapes, on_step=steps.append)
+    assert len(steps) == 3 and len(costs.points) == 3
+    assert all(p.s_per_token > 0 for p in costs.points) and costs.s_per_byte > 0
+    res = predict_from_profile(small_profile, load_catalog(), probe=costs)
+    assert res["probed_decode_tok_s"] > 0 and "probed_error_pct" in res
+    moved = small_profile.model_copy(
+        update={"fingerprint": {**small_profile.fingerprint, "cpu_model": "another CPU"}}
+    )
+    with pytest.raises(UsageError, match="measured on another CPU"):
+        probe_for(moved)
