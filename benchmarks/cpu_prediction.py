@@ -6,8 +6,8 @@ Each PROFILE is a ``backplan profile`` of a different model made on this machine
 decoding is enough: ``--configs plain``). For each, the prediction from the documented CPU
 factors, and the prediction with the factors calibrated on the *other* profiles only
 (leave-one-out): the held-out model is never part of its own calibration. With ``--probe``,
-also the prediction from llama.cpp's costs measured on synthetic models of the profiled
-model's file type (:mod:`planner.capacity.cpu_probe`), probed now: run it on the machine that
+also llama.cpp's decode time of random-weight clones of each profiled model's shape (from
+its header only) (:mod:`planner.capacity.cpu_probe`), probed now: run it on the machine that
 made the profiles, with nothing else running. Writes ``cpu_prediction.json`` and
 ``cpu_prediction.md``.
 """
@@ -84,23 +84,24 @@ def main() -> None:
     if probed:
         lines += [
             "",
-            "## Probed: llama.cpp's own costs on synthetic models, measured now",
+            "## Probed: llama.cpp on random-weight clones of each model's shape, measured now",
             "",
-            "Random-weight llama models of fixed shapes (2 and 32 layers at width 256, 4 and 12 "
-            "at width 1024), quantised by llama.cpp to the profiled model's file type, with its "
-            "vocabulary, decoded batch-1 on its thread count; per-token time split by least "
-            "squares into per-byte, per-layer and per-pass costs, then applied to the model's "
-            "shape. Nothing is fitted to the model predicted.",
+            "Random-weight llama-architecture clones of the shape in each model's header "
+            "(widths, heads, vocabulary, output matrix) at half and full depth, quantised by "
+            "llama.cpp to the model's file type, decoded batch-1 on the profile's thread count; "
+            "the per-token time's line against depth splits it into per-layer and fixed parts. "
+            "The model's weights are never read. This is a measurement of the shape on this "
+            "CPU, not a roofline.",
             "",
-            "| model | measured tok/s | weights GB/s | us/layer | us/pass | probed | error |",
+            "| model | measured tok/s | ms/layer | layer weights GB/s | fixed ms | clone tok/s | "
+            "error |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in probed:
             lines.append(
-                f"| {r['model']} | {r['measured_decode_tok_s']} | "
-                f"{r['probed_weight_stream_gb_s']} | {r['probed_layer_overhead_us']:.0f} | "
-                f"{r['probed_pass_overhead_us']:.0f} | {r['probed_decode_tok_s']} | "
-                f"{r['probed_error_pct']:+.1f}% |"
+                f"| {r['model']} | {r['measured_decode_tok_s']} | {r['probed_layer_ms']} | "
+                f"{r['probed_weight_stream_gb_s']} | {r['probed_fixed_ms']} | "
+                f"{r['probed_decode_tok_s']} | {r['probed_error_pct']:+.1f}% |"
             )
         med_probe = statistics.median(abs(r["probed_error_pct"]) for r in probed)
         worst_probe = max(abs(r["probed_error_pct"]) for r in probed)

@@ -1,20 +1,22 @@
-"""This CPU's llama.cpp decode costs, measured on synthetic models (a quick measurement).
+"""This CPU's llama.cpp decode speed for a model's shape, timed on random-weight clones.
 
 On a CPU with few cores, batch-1 decoding is not bound by memory bandwidth alone: each
 weight byte also costs dequantisation and dot-product work, at a rate that depends on the
-quantisation type and the core count, and each layer adds thread barriers. A numpy bandwidth
-figure cannot see either. So the probe asks llama.cpp itself: it writes a few random-weight
-llama-architecture models of chosen shapes (with gguf, borrowing the vocabulary of the model
-to predict, so llama.cpp loads them and the output layer and sampling see the same vocabulary
-size), has llama.cpp quantise them to that model's file type, and times batch-1 decoding of
-each through backplan's engine, as a plain decode would run, on the same number of threads.
-The per-token time is then split by least squares into
+tensor types llama.cpp picked for the model (a k-quant file falls back to Q5_0/Q8_0 where a
+row is not a multiple of 256, as in Qwen2.5-0.5B's 896), on the core count, and on how much
+of the weights a large last-level cache keeps (480 MB of shared L3 on the machine this was
+built on); each layer adds thread barriers. A numpy bandwidth figure sees none of that, and
+neither do small synthetic models: their weights sit in cache. So the probe asks llama.cpp
+itself, on the model's own shape: it writes random-weight llama-architecture clones of the
+shape in the model's header (widths, heads, vocabulary, a separate output matrix when the
+model has one) at half and at full depth (gguf), has llama.cpp quantise them to the model's
+file type (so the same per-tensor type rules apply), and times batch-1 decoding through
+backplan's engine on the same threads. Per-token time against depth,
 
-    t = bytes_read x s_per_byte + n_layers x s_per_layer + s_per_pass
+    t(L) = fixed_s + L x layer_s,
 
-and that model predicts any other model of the same file type from its shape alone. The
-probe shapes are fixed here and share nothing with the model being predicted except the file
-type and the vocabulary: the prediction is never fitted to the model it predicts.
+splits into the output layer and per-token work (``fixed_s``) and each layer's (``layer_s``).
+Only the model's header and vocabulary are read, never its weights.
 """
 
 from __future__ import annotations
@@ -24,67 +26,65 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from planner.capacity.roofline import ModelShape
 from runtime.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-HEAD_DIM = 64
-
 
 @dataclass(frozen=True)
 class ProbeShape:
-    """A synthetic llama model: hidden size, feed-forward size, layers."""
+    """A llama-style decoder's shape: widths, heads, depth, and whether its output is untied."""
 
     hidden: int
     ffn: int
+    n_head: int
+    n_head_kv: int
     layers: int
+    untied_output: bool = False
 
-
-# Shallow and deep at one width separate the per-layer cost; the wide one the per-byte cost.
-# Sizes are multiples of 256 so k-quants apply as they do on real models.
-PROBE_SHAPES: tuple[ProbeShape, ...] = (
-    ProbeShape(hidden=256, ffn=768, layers=2),
-    ProbeShape(hidden=256, ffn=768, layers=32),
-    ProbeShape(hidden=1024, ffn=2816, layers=4),
-    ProbeShape(hidden=1024, ffn=2816, layers=12),
-)
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.n_head
 
 
 @dataclass(frozen=True)
 class ProbePoint:
-    shape: ProbeShape
+    layers: int
     file_bytes: int
     s_per_token: float
 
 
 @dataclass(frozen=True)
 class ProbeCosts:
-    """Per-token decode cost terms of this CPU for one llama.cpp file type."""
+    """Per-token decode time of a model shape on this CPU: a fixed part plus one per layer."""
 
     file_type: int
     threads: int
-    s_per_byte: float
-    s_per_layer: float
-    s_per_pass: float
+    shape: ProbeShape
+    layer_s: float
+    fixed_s: float
     points: tuple[ProbePoint, ...]
 
-    def seconds(self, bytes_read: float, n_layers: int) -> float:
-        return bytes_read * self.s_per_byte + n_layers * self.s_per_layer + self.s_per_pass
+    def seconds(self, n_layers: int) -> float:
+        return self.fixed_s + n_layers * self.layer_s
 
-    def decode_tok_s(self, shape: ModelShape, *, context: int = 64) -> float:
-        bytes_read = shape.bytes_read_per_pass + context * shape.kv_bytes_per_token
-        return 1.0 / self.seconds(bytes_read, shape.n_layers)
+    def decode_tok_s(self, n_layers: int | None = None) -> float:
+        return 1.0 / self.seconds(self.shape.layers if n_layers is None else n_layers)
+
+    @property
+    def layer_bytes(self) -> float:
+        (a, b) = self.points[0], self.points[-1]
+        return (b.file_bytes - a.file_bytes) / (b.layers - a.layers)
 
     @property
     def weight_stream_gb_s(self) -> float:
-        """The rate llama.cpp gets through this type's weights here (bytes / s_per_byte)."""
-        return 1e-9 / self.s_per_byte
+        """The rate llama.cpp gets through one layer's weights here."""
+        return self.layer_bytes / self.layer_s / 1e9
 
 
 def gguf_file_type(path: Path) -> int:
@@ -97,8 +97,39 @@ def gguf_file_type(path: Path) -> int:
     return int(field.contents())
 
 
+def gguf_shape(path: Path) -> ProbeShape:
+    """The decoder shape a GGUF file's header declares."""
+    import gguf
+
+    src = gguf.GGUFReader(path)
+
+    def get(key: str) -> int:
+        field = src.fields.get(f"{arch}.{key}")
+        if field is None:
+            raise UsageError(f"{path} declares no {arch}.{key}; pass a decoder-only GGUF model")
+        value = field.contents()
+        return int(value[0] if isinstance(value, list) else value)
+
+    arch_field = src.fields.get("general.architecture")
+    if arch_field is None:
+        raise UsageError(f"{path} declares no general.architecture; pass a GGUF model")
+    arch = str(arch_field.contents())
+    return ProbeShape(
+        hidden=get("embedding_length"),
+        ffn=get("feed_forward_length"),
+        n_head=get("attention.head_count"),
+        n_head_kv=get("attention.head_count_kv"),
+        layers=get("block_count"),
+        untied_output=any(t.name == "output.weight" for t in src.tensors),
+    )
+
+
 def write_synthetic_gguf(path: Path, shape: ProbeShape, tokenizer_from: Path, seed: int) -> None:
-    """A llama model of ``shape`` with random F16 weights and ``tokenizer_from``'s vocabulary."""
+    """A llama model of ``shape`` with random F16 weights and ``tokenizer_from``'s vocabulary.
+
+    One random matrix per tensor kind is shared by all layers: speed does not depend on the
+    values, and it keeps writing a copy of a large model quick.
+    """
     import gguf
 
     src = gguf.GGUFReader(tokenizer_from)
@@ -111,15 +142,14 @@ def write_synthetic_gguf(path: Path, shape: ProbeShape, tokenizer_from: Path, se
     if not isinstance(tokens, list):
         raise UsageError(f"{tokenizer_from} has no tokenizer to borrow; pass a GGUF model")
     rng = np.random.default_rng(seed)
-    n_head = shape.hidden // HEAD_DIM
     w = gguf.GGUFWriter(path, "llama")
     w.add_block_count(shape.layers)
     w.add_context_length(512)
     w.add_embedding_length(shape.hidden)
     w.add_feed_forward_length(shape.ffn)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head)
-    w.add_rope_dimension_count(HEAD_DIM)
+    w.add_head_count(shape.n_head)
+    w.add_head_count_kv(shape.n_head_kv)
+    w.add_rope_dimension_count(shape.head_dim)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_freq_base(10000.0)
     w.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
@@ -143,18 +173,26 @@ def write_synthetic_gguf(path: Path, shape: ProbeShape, tokenizer_from: Path, se
     def mat(rows: int, cols: int) -> np.ndarray:
         return (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(np.float16)
 
-    d, f = shape.hidden, shape.ffn
+    d, f, kv = shape.hidden, shape.ffn, shape.n_head_kv * shape.head_dim
     w.add_tensor("token_embd.weight", mat(len(tokens), d))
-    w.add_tensor("output_norm.weight", np.ones(d, dtype=np.float32))
+    if shape.untied_output:
+        w.add_tensor("output.weight", mat(len(tokens), d))
+    norm = np.ones(d, dtype=np.float32)
+    w.add_tensor("output_norm.weight", norm)
+    layer = {
+        "attn_q": mat(d, d),
+        "attn_k": mat(kv, d),
+        "attn_v": mat(kv, d),
+        "attn_output": mat(d, d),
+        "ffn_gate": mat(f, d),
+        "ffn_up": mat(f, d),
+        "ffn_down": mat(d, f),
+    }
     for i in range(shape.layers):
-        b = f"blk.{i}"
-        w.add_tensor(f"{b}.attn_norm.weight", np.ones(d, dtype=np.float32))
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            w.add_tensor(f"{b}.{name}.weight", mat(d, d))
-        w.add_tensor(f"{b}.ffn_norm.weight", np.ones(d, dtype=np.float32))
-        w.add_tensor(f"{b}.ffn_gate.weight", mat(f, d))
-        w.add_tensor(f"{b}.ffn_up.weight", mat(f, d))
-        w.add_tensor(f"{b}.ffn_down.weight", mat(d, f))
+        w.add_tensor(f"blk.{i}.attn_norm.weight", norm)
+        w.add_tensor(f"blk.{i}.ffn_norm.weight", norm)
+        for name, weights in layer.items():
+            w.add_tensor(f"blk.{i}.{name}.weight", weights)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -187,44 +225,52 @@ def time_decode_s(
         model.close()
 
 
-def fit_costs(points: Sequence[ProbePoint], file_type: int, threads: int) -> ProbeCosts:
-    """Least-squares split of the probes' per-token times into byte, layer and pass costs."""
-    a = np.array([[p.file_bytes, p.shape.layers, 1.0] for p in points], dtype=np.float64)
+def fit_costs(
+    points: Sequence[ProbePoint], shape: ProbeShape, file_type: int, threads: int
+) -> ProbeCosts:
+    """Least-squares line through the probes' per-token times against their depth."""
+    a = np.array([[p.layers, 1.0] for p in points], dtype=np.float64)
     t = np.array([p.s_per_token for p in points])
-    (per_byte, per_layer, per_pass), *_ = np.linalg.lstsq(a, t, rcond=None)
+    (per_layer, fixed), *_ = np.linalg.lstsq(a, t, rcond=None)
     return ProbeCosts(
         file_type=file_type,
         threads=threads,
-        s_per_byte=float(per_byte),
-        s_per_layer=max(0.0, float(per_layer)),
-        s_per_pass=max(0.0, float(per_pass)),
+        shape=shape,
+        layer_s=max(1e-9, float(per_layer)),
+        fixed_s=max(0.0, float(fixed)),
         points=tuple(points),
     )
 
 
 def probe_cpu(
-    file_type: int,
-    tokenizer_from: Path,
+    model_path: Path,
     *,
-    shapes: Sequence[ProbeShape] = PROBE_SHAPES,
+    depths: Sequence[int] | None = None,
     threads: int | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> ProbeCosts:
-    """Measure this CPU's decode cost terms for ``file_type`` (a few tens of seconds)."""
+    """Time random-weight clones of ``model_path``'s shape here, at half and full depth by
+    default (seconds for SmolLM2, a few minutes for a 1.5B model)."""
     from runtime.engine.llama import default_threads, quantize_model
 
+    shape = gguf_shape(model_path)
+    file_type = gguf_file_type(model_path)
+    if depths is None:
+        depths = (max(1, shape.layers // 2), shape.layers)
     points = []
     with tempfile.TemporaryDirectory(prefix="backplan-probe-") as tmp:
-        for i, shape in enumerate(shapes):
+        for i, depth in enumerate(depths):
             if on_step:
-                on_step(f"probe {i + 1}/{len(shapes)}: {shape.layers} layers x {shape.hidden}")
+                on_step(f"probe {i + 1}/{len(depths)}: {depth} layers of {shape.hidden}")
             f16 = Path(tmp) / f"probe{i}-f16.gguf"
             out = Path(tmp) / f"probe{i}.gguf"
-            write_synthetic_gguf(f16, shape, tokenizer_from, seed=i)
+            write_synthetic_gguf(f16, replace(shape, layers=depth), model_path, seed=i)
             quantize_model(f16, out, file_type)
             f16.unlink()
             s = time_decode_s(out, threads=threads)
-            points.append(ProbePoint(shape, out.stat().st_size, s))
-            log.info("probe %s: %d bytes, %.3f ms/token", shape, points[-1].file_bytes, s * 1e3)
+            points.append(ProbePoint(depth, out.stat().st_size, s))
+            log.info(
+                "probe %d layers: %d bytes, %.3f ms/token", depth, points[-1].file_bytes, s * 1e3
+            )
             out.unlink()
-    return fit_costs(points, file_type, threads or default_threads())
+    return fit_costs(points, shape, file_type, threads or default_threads())

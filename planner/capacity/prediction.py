@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hardware_catalog import Catalog, find_model
-from planner.capacity.cpu_probe import ProbeCosts, gguf_file_type, probe_cpu
+from planner.capacity.cpu_probe import ProbeCosts, probe_cpu
 from planner.capacity.local import DecodePoint, LocalMeasurement, calibrate_cpu, predict_local
 from planner.capacity.roofline import ModelShape
 from planner.profiler.schema import Profile
@@ -51,9 +51,9 @@ def _point(profile: Profile, catalog: Catalog) -> DecodePoint:
 
 
 def probe_for(profile: Profile, **kwargs: Any) -> ProbeCosts:
-    """Run the llama.cpp probe (:mod:`planner.capacity.cpu_probe`) for ``profile``'s model:
-    its file type, its vocabulary, its thread count; on this machine, which must be the
-    profile's."""
+    """Run the llama.cpp probe (:mod:`planner.capacity.cpu_probe`) on random-weight clones of
+    ``profile``'s model shape, with its file type and thread count; on this machine, which
+    must be the profile's."""
     from planner.profiler.fingerprint import cpu_model
 
     here = cpu_model()
@@ -69,9 +69,7 @@ def probe_for(profile: Profile, **kwargs: Any) -> ProbeCosts:
             f"the profiled model file {path} is not here; fetch it with "
             f"`backplan models fetch {profile.model.name}`"
         )
-    return probe_cpu(
-        gguf_file_type(path), path, threads=profile.settings.n_threads or None, **kwargs
-    )
+    return probe_cpu(path, threads=profile.settings.n_threads or None, **kwargs)
 
 
 def predict_from_profile(
@@ -83,7 +81,7 @@ def predict_from_profile(
     """Plain batch-1 decode tok/s predicted from the CPU figures measured with the profile:
     with the documented CPU factors; (given profiles of *other* models measured on the same
     machine) with factors calibrated on those; and (given a probe of this CPU) from llama.cpp's
-    measured costs on synthetic models."""
+    decode times of random-weight clones of the model's shape."""
     m = _measurement(profile)
     target = _point(profile, catalog)
     measured = target.decode_tok_s
@@ -119,11 +117,12 @@ def predict_from_profile(
             "calibrated_error_pct": round(100 * (calibrated / measured - 1), 1),
         }
     if probe is not None:
-        probed = probe.decode_tok_s(target.shape, context=target.context)
+        probed = probe.decode_tok_s(profile.model.n_layer)
         out |= {
+            "probed_depths": [pt.layers for pt in probe.points],
             "probed_weight_stream_gb_s": round(probe.weight_stream_gb_s, 2),
-            "probed_layer_overhead_us": round(probe.s_per_layer * 1e6, 1),
-            "probed_pass_overhead_us": round(probe.s_per_pass * 1e6, 1),
+            "probed_layer_ms": round(probe.layer_s * 1e3, 3),
+            "probed_fixed_ms": round(probe.fixed_s * 1e3, 3),
             "probed_decode_tok_s": round(probed, 1),
             "probed_error_pct": round(100 * (probed / measured - 1), 1),
         }

@@ -28,8 +28,8 @@ import click
 @click.option(
     "--probe",
     is_flag=True,
-    help="With --local: also time llama.cpp on a few synthetic models of the profiled model's "
-    "file type here (about a minute) and predict from those costs.",
+    help="With --local: also time llama.cpp here on random-weight clones of the profiled "
+    "model's shape and file type (at half and full depth; seconds to minutes).",
 )
 @click.option("--model", default=None, help="Catalogue model (e.g. qwen2.5-coder-7b).")
 @click.option(
@@ -98,7 +98,7 @@ def predict(
             from rich.console import Console
 
             console = Console(stderr=True)
-            with console.status("probing llama.cpp on synthetic models") as status:
+            with console.status("probing llama.cpp on random-weight clones") as status:
                 costs = probe_for(target, on_step=status.update)
         res = predict_from_profile(
             target, catalog, [load_profile(p) for p in calibration_profiles], costs
@@ -122,12 +122,13 @@ def predict(
                     f"{res['calibrated_error_pct']:+.1f}%"
                 )
             if "probed_decode_tok_s" in res:
+                depths = " and ".join(map(str, res["probed_depths"]))
                 click.echo(
-                    f"probed (llama.cpp on synthetic models here: weights at "
-                    f"{res['probed_weight_stream_gb_s']} GB/s, "
-                    f"{res['probed_layer_overhead_us']:.0f} us per layer, "
-                    f"{res['probed_pass_overhead_us']:.0f} us per pass): predicted "
-                    f"{res['probed_decode_tok_s']} tok/s, error {res['probed_error_pct']:+.1f}%"
+                    f"probed (llama.cpp here on random-weight clones of its shape, {depths} "
+                    f"layers: {res['probed_layer_ms']} ms per layer, weights at "
+                    f"{res['probed_weight_stream_gb_s']} GB/s, {res['probed_fixed_ms']} ms "
+                    f"fixed): {res['probed_decode_tok_s']} tok/s, "
+                    f"{res['probed_error_pct']:+.1f}% from the real model"
                 )
         return
     if gpu is None:

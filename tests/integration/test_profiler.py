@@ -116,32 +116,45 @@ def test_quality_and_local_prediction(small_profile) -> None:  # type: ignore[no
         predict_from_profile(small_profile, load_catalog(), [small_profile])
 
 
-def test_cpu_probe_on_synthetic_models(small_profile, smol_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Synthetic models load in llama.cpp with the asked shape and file type; the probe's
-    costs predict the profiled model; a profile from another CPU is refused."""
+def test_cpu_probe_on_synthetic_copies(small_profile, smol_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A synthetic copy of SmolLM2's shape loads in llama.cpp with that shape and file type;
+    the probe's line predicts the profiled model; a profile from another CPU is refused."""
+    from dataclasses import replace
+
     from hardware_catalog import load_catalog
     from planner.capacity.cpu_probe import (
-        ProbeShape,
         gguf_file_type,
+        gguf_shape,
         probe_cpu,
         write_synthetic_gguf,
     )
     from planner.capacity.prediction import predict_from_profile, probe_for
     from runtime.engine.llama import Model, quantize_model
 
-    shape = ProbeShape(hidden=256, ffn=512, layers=3)
+    real = Model(smol_path, n_gpu_layers=0)
+    shape = gguf_shape(smol_path)
+    assert (shape.layers, shape.hidden, shape.n_head_kv) == (
+        real.n_layer,
+        real.n_embd,
+        real.n_head_kv,
+    )
     f16, q = tmp_path / "f16.gguf", tmp_path / "q.gguf"
-    write_synthetic_gguf(f16, shape, smol_path, seed=0)
+    write_synthetic_gguf(f16, replace(shape, layers=3), smol_path, seed=0)
     quantize_model(f16, q, gguf_file_type(smol_path))
     assert gguf_file_type(q) == gguf_file_type(smol_path)
-    model = Model(q, n_gpu_layers=0)
-    assert (model.n_layer, model.n_embd) == (3, 256)
-    model.close()
-    shapes = [ProbeShape(256, 512, 1), ProbeShape(256, 512, 6), ProbeShape(512, 1024, 1)]
+    copy = Model(q, n_gpu_layers=0)
+    assert (copy.n_layer, copy.n_embd, copy.n_head_kv, copy.n_vocab) == (
+        3,
+        real.n_embd,
+        real.n_head_kv,
+        real.n_vocab,
+    )
+    copy.close()
+    real.close()
     steps: list[str] = []
-    costs = probe_cpu(gguf_file_type(smol_path), smol_path, shapes=shapes, on_step=steps.append)
-    assert len(steps) == 3 and len(costs.points) == 3
-    assert all(p.s_per_token > 0 for p in costs.points) and costs.s_per_byte > 0
+    costs = probe_cpu(smol_path, depths=(1, 4), on_step=steps.append)
+    assert len(steps) == 2 and [p.layers for p in costs.points] == [1, 4]
+    assert all(p.s_per_token > 0 for p in costs.points) and costs.layer_s > 0
     res = predict_from_profile(small_profile, load_catalog(), probe=costs)
     assert res["probed_decode_tok_s"] > 0 and "probed_error_pct" in res
     moved = small_profile.model_copy(

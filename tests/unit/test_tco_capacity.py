@@ -162,21 +162,16 @@ def test_cpu_calibration_recovers_streaming_rate_and_layer_overhead() -> None:
     assert one.bandwidth == pytest.approx(0.5e9 / ((t_mid - 24 * 30e-6) * 20e9), rel=1e-3)
 
 
-def test_cpu_probe_fit_recovers_byte_layer_and_pass_costs() -> None:
-    """Probe timings made by hand from 0.1 ns/byte, 40 us/layer and 300 us/pass give those
-    figures back, and predict a model from its shape with them."""
-    from planner.capacity.cpu_probe import PROBE_SHAPES, ProbePoint, fit_costs
+def test_cpu_probe_line_recovers_layer_and_fixed_costs() -> None:
+    """Probe times made by hand from 2.5 ms per layer and 9 ms fixed give those back, and
+    the model's own depth gives its prediction."""
+    from planner.capacity.cpu_probe import ProbePoint, ProbeShape, fit_costs
 
-    sizes = [13e6, 29e6, 74e6, 160e6]
-    points = [
-        ProbePoint(s, int(b), b * 1e-10 + s.layers * 40e-6 + 300e-6)
-        for s, b in zip(PROBE_SHAPES, sizes, strict=True)
-    ]
-    costs = fit_costs(points, file_type=15, threads=2)
-    assert costs.s_per_byte == pytest.approx(1e-10, rel=1e-6)
-    assert costs.s_per_layer == pytest.approx(40e-6, rel=1e-6)
-    assert costs.s_per_pass == pytest.approx(300e-6, rel=1e-6)
-    assert costs.weight_stream_gb_s == pytest.approx(10.0)
-    shape = _cpu_shape("mid", 0.5, 24)
-    want = 1.0 / (shape.file_bytes * 1e-10 + 24 * 40e-6 + 300e-6)
-    assert costs.decode_tok_s(shape, context=0) == pytest.approx(want)
+    shape = ProbeShape(hidden=1536, ffn=8960, n_head=12, n_head_kv=2, layers=28)
+    points = [ProbePoint(d, 100_000_000 + d * 30_000_000, 9e-3 + d * 2.5e-3) for d in (2, 6)]
+    costs = fit_costs(points, shape, file_type=15, threads=2)
+    assert costs.layer_s == pytest.approx(2.5e-3) and costs.fixed_s == pytest.approx(9e-3)
+    assert costs.decode_tok_s() == pytest.approx(1.0 / (9e-3 + 28 * 2.5e-3))
+    assert costs.layer_bytes == pytest.approx(30e6)
+    assert costs.weight_stream_gb_s == pytest.approx(30e6 / 2.5e-3 / 1e9)  # 12 GB/s
+    assert shape.head_dim == 128
