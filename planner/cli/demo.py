@@ -6,7 +6,10 @@
    ``OUT_DIR/profile.json``;
 3. a plan for the example workload (``planner/recommend/example_workload.yaml``) with that
    profile's verifier overheads: the ranked shortlist;
-4. a report, ``OUT_DIR/report.md`` and ``report.html``, with charts.
+4. a report, ``OUT_DIR/report.md`` and ``report.html``, with charts;
+5. this machine: the profile's plain decode speed against the roofline's prediction from the
+   CPU figures measured with the profile, and against a random-weight clone of the model's
+   shape timed here (``OUT_DIR/local_prediction.json``).
 """
 
 from __future__ import annotations
@@ -108,3 +111,18 @@ def demo(
     paths = write_report(out_dir, profile, plan)
     console.rule("4. report")
     console.print(f"report written to {paths['markdown']} and {paths['html']}")
+
+    from hardware_catalog import load_catalog
+    from planner.capacity.prediction import predict_from_profile, probe_for
+
+    console.rule("5. this machine: predicted vs measured plain decode")
+    with console.status("timing a random-weight clone of the model's shape") as status:
+        costs = probe_for(profile, on_step=status.update)
+    local = predict_from_profile(profile, load_catalog(), probe=costs)
+    write_json_atomic(out_dir / "local_prediction.json", local)
+    console.print(
+        f"{local['model']} on {local['cpu']}: measured {local['measured_decode_tok_s']} tok/s; "
+        f"roofline from the CPU figures {local['predicted_decode_tok_s']} tok/s "
+        f"({local['error_pct']:+.1f}%); random-weight clone timed here "
+        f"{local['probed_decode_tok_s']} tok/s ({local['probed_error_pct']:+.1f}%)"
+    )
