@@ -66,7 +66,7 @@ def build(paths: list[Path]) -> list[dict[str, Any]]:
                     "n": p.n,
                     "only_this": p.a_only,
                     "only_other": p.b_only,
-                    "mcnemar_p": round(p.p_value, 5),
+                    "mcnemar_p": float(f"{p.p_value:.3g}"),
                 }
         runs.append(run)
     runs.sort(key=lambda r: (r["model"], r["verifier"] != "none", -r["pass_at_1"]))

@@ -186,6 +186,7 @@ def run_humaneval(
                     "emitted_tokens": t.emitted_tokens,
                     "rollbacks": t.rollbacks,
                     "rejected_tokens": t.rejected_tokens,
+                    "replayed_tokens": t.replayed_tokens,
                     "tok_s": round(t.decode_tok_s, 2),
                     "forward_per_emitted": round(t.forward_per_emitted, 4),
                 }
