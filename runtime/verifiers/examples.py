@@ -1,16 +1,19 @@
 """Programmatic verifier: run the prompt's own examples against the finished function.
 
 The prompt's code (a function signature and its docstring) often shows how the function
-behaves: doctest lines (``>>> f(2)`` then ``4``) or prose such as ``f(2) == 4``, ``f(2) ➞ 4``,
-``f(2) => 4``. When the answer's code block closes, the generated program runs those examples
-in a sandboxed process (:mod:`runtime.sandbox`, never in this process); the value of the
-closing token is 1 when every example holds, 0 otherwise, and 1 for every other token.
+behaves: doctest lines (``>>> f(2)`` then ``4``), prose such as ``f(2) == 4``, ``f(2) ➞ 4``,
+``* f(2) => true``, or named inputs (``Input: xs = [1], k = 2`` / ``Output: [3]``,
+``For xs = [1] the output should be 3``, mapped onto the function's parameters). When the
+answer's code block closes, the generated program runs those examples in a sandboxed process
+(:mod:`runtime.sandbox`, never in this process); the value of the closing token is 1 when
+every example holds, 0 otherwise, and 1 for every other token.
 
 A rejection here is about a whole answer, not the last token, so the verifier tells the
 sampler where to start again (:meth:`restart_point`: the first line of the code block) and
-that nothing after that point may be streamed yet (:meth:`hold_from`). Only examples the
-prompt states with a literal expected value are used; nothing is invented. The hidden tests of
-a benchmark are never seen here: only the prompt's text.
+that nothing after that point may be streamed yet (:meth:`hold_from`); once its tries are
+spent, it may hand back the best earlier answer instead (:meth:`replacement`). Only examples
+the prompt states with a literal expected value are used; nothing is invented. The hidden
+tests of a benchmark are never seen here: only the prompt's text.
 """
 
 from __future__ import annotations
