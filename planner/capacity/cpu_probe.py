@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,11 +88,21 @@ class ProbeCosts:
         return self.layer_bytes / self.layer_s / 1e9
 
 
-def gguf_file_type(path: Path) -> int:
-    """The ``general.file_type`` a GGUF file declares (llama.cpp's LLAMA_FTYPE)."""
+def _reader(path: Path) -> Any:
     import gguf
 
-    field = gguf.GGUFReader(path).fields.get("general.file_type")
+    try:
+        return gguf.GGUFReader(path)
+    except (OSError, ValueError, IndexError) as exc:
+        raise UsageError(
+            f"{path} is not a readable GGUF file ({exc}); re-fetch it with `backplan models "
+            "fetch NAME --force`"
+        ) from None
+
+
+def gguf_file_type(path: Path) -> int:
+    """The ``general.file_type`` a GGUF file declares (llama.cpp's LLAMA_FTYPE)."""
+    field = _reader(path).fields.get("general.file_type")
     if field is None:
         raise UsageError(f"{path} declares no general.file_type; pass a quantised GGUF model")
     return int(field.contents())
@@ -99,9 +110,7 @@ def gguf_file_type(path: Path) -> int:
 
 def gguf_shape(path: Path) -> ProbeShape:
     """The decoder shape a GGUF file's header declares."""
-    import gguf
-
-    src = gguf.GGUFReader(path)
+    src = _reader(path)
 
     def get(key: str) -> int:
         field = src.fields.get(f"{arch}.{key}")
@@ -132,7 +141,7 @@ def write_synthetic_gguf(path: Path, shape: ProbeShape, tokenizer_from: Path, se
     """
     import gguf
 
-    src = gguf.GGUFReader(tokenizer_from)
+    src = _reader(tokenizer_from)
 
     def field(name: str) -> object:
         f = src.fields.get(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from planner.capacity.efficiency import Efficiency
@@ -175,3 +177,13 @@ def test_cpu_probe_line_recovers_layer_and_fixed_costs() -> None:
     assert costs.layer_bytes == pytest.approx(30e6)
     assert costs.weight_stream_gb_s == pytest.approx(30e6 / 2.5e-3 / 1e9)  # 12 GB/s
     assert shape.head_dim == 128
+
+
+def test_cpu_probe_refuses_a_file_that_is_not_gguf(tmp_path: Path) -> None:
+    from planner.capacity.cpu_probe import gguf_shape
+    from runtime.errors import UsageError
+
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 3)
+    with pytest.raises(UsageError, match="not a readable GGUF file"):
+        gguf_shape(bad)
