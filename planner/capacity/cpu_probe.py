@@ -22,6 +22,7 @@ Only the model's header and vocabulary are read, never its weights.
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -262,6 +263,14 @@ def probe_cpu(
     default (seconds for SmolLM2, a few minutes for a 1.5B model)."""
     from runtime.engine.llama import default_threads, quantize_model
 
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if busy > 0.5 * (os.cpu_count() or 1):
+        log.warning(
+            "load average %.1f on %d cores: other work is running, so the probe will time "
+            "this CPU slower than it is; probe on a quiet machine",
+            busy,
+            os.cpu_count() or 1,
+        )
     shape = gguf_shape(model_path)
     file_type = gguf_file_type(model_path)
     if depths is None:
