@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+
+
+@contextmanager
+def _progress_bar(label: str, total: int) -> Iterator[Callable[[int, int, int], None]]:
+    """A rich progress bar on stderr; yields the harness's ``progress(done, total, passed)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("humaneval {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    ) as bar:
+        task = bar.add_task(label, total=total)
+
+        def progress(done: int, n: int, passed: int) -> None:
+            bar.update(task, completed=done, total=n, description=f"{label}: {passed} passed")
+
+        yield progress
 
 
 @click.group(name="eval")
@@ -62,9 +85,6 @@ def humaneval(
     summary: Path | None,
 ) -> None:
     """pass@1 on HumanEval's 164 problems (greedy), with a 95% confidence interval."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from planner.quality.harness import (
         EvalConfig,
         record_summary,
@@ -79,24 +99,7 @@ def humaneval(
         )
         out = Path("out/eval") / f"{safe}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("humaneval {task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task(f"{model} {verifier} {strategy}", total=limit or 164)
-
-        def progress(done: int, total: int, passed: int) -> None:
-            bar.update(
-                task,
-                completed=done,
-                total=total,
-                description=f"{model} {verifier} {strategy}: {passed} passed",
-            )
-
+    with _progress_bar(f"{model} {verifier} {strategy}", limit or 164) as progress:
         if server is None:
             result = run_humaneval(config, out, limit=limit, progress=progress)
         else:
@@ -112,6 +115,27 @@ def humaneval(
         f"{lo:.3f}-{hi:.3f}); {result['tok_s']} tok/s; "
         f"{result['backtracks_per_problem']} backtracks/problem; results in {out}"
     )
+
+
+@eval_group.command()
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--summary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also replace this run in a results list (e.g. benchmarks/results/humaneval.json).",
+)
+def rescore(results: Path, summary: Path | None) -> None:
+    """Test a results file's stored completions again under the current scoring (no
+    generation): e.g. after the harness learned to ignore a model's own test scaffolding."""
+    from planner.quality.harness import record_summary
+    from planner.quality.harness import rescore as rescore_file
+
+    with _progress_bar(f"rescore {results.name}", 164) as progress:
+        config, result = rescore_file(results, progress=progress)
+    if summary is not None:
+        record_summary(summary, result)
+    click.echo(f"{results}: {result['passed']}/{result['n']} passed under scoring {config.scoring}")
 
 
 @eval_group.command()

@@ -21,11 +21,15 @@ from planner.quality.stats import wilson_interval
 from runtime.atomic import write_text_atomic
 from runtime.errors import UsageError
 from runtime.sandbox import Limits, run_program
+from runtime.verifiers.program import defines, definitions_only
 
 INSTRUCTION = (
     "Complete the following Python function. Reply with the whole function in one "
     "```python code block."
 )
+#: How a reply is turned into the program the hidden tests run: ``definitions-v1`` keeps the
+#: code block's definitions (imports, functions, classes, the constants they read).
+SCORING = "definitions-v1"
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -41,6 +45,7 @@ class EvalConfig(BaseModel):
     temperature: float = 0.0
     seed: int = 0
     prompt_format: str = "chat-fenced-v1"
+    scoring: str = SCORING
 
 
 def build_prompt(problem: Problem) -> str:
@@ -48,10 +53,18 @@ def build_prompt(problem: Problem) -> str:
 
 
 def extract_program(problem: Problem, reply: str) -> str:
-    """The program to test: the reply's code block; if it lacks the function, the prompt+body."""
+    """The program to test: the reply's code block; if it lacks the function, the prompt+body.
+
+    When the block defines the function, only its definitions are tested
+    (:func:`~runtime.verifiers.program.definitions_only`): the model's own prints, asserts and
+    a tail cut off by the token limit are not part of the answer.
+    """
     m = _FENCE.search(reply)
     code = m.group(1) if m else reply
     if re.search(rf"^\s*def\s+{re.escape(problem.entry_point)}\s*\(", code, re.MULTILINE):
+        kept = definitions_only(code)
+        if defines(kept, problem.entry_point):
+            code = kept  # the model's own test calls and a truncated tail are not judged
         header = "\n".join(
             line for line in problem.prompt.splitlines() if line.startswith(("import ", "from "))
         )
@@ -277,6 +290,48 @@ def run_humaneval_served(
         for fut in [pool.submit(one, p) for p in todo]:
             fut.result()
     return summarise(config, [done[p.task_id] for p in problems])
+
+
+def rescore(
+    path: Path,
+    *,
+    progress: Callable[[int, int, int], None] | None = None,
+    limits: Limits | None = None,
+) -> tuple[EvalConfig, dict[str, Any]]:
+    """Test a results file's stored completions again under today's :data:`SCORING` (no
+    generation); rewrite it atomically with the new header and outcomes, return its summary."""
+    if not path.exists():
+        raise UsageError(f"{path} does not exist; pass a results file of `backplan eval humaneval`")
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        header = dict(json.loads(lines[0])["config"])
+        records = [json.loads(ln) for ln in lines[1:]]
+        header["scoring"] = SCORING
+        config = EvalConfig(**header)
+        completions = {r["task_id"]: r["completion"] for r in records}
+        if any(k not in r for r in records for k in ("rollbacks", "forward_per_emitted")):
+            raise KeyError("rollbacks")
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
+        raise UsageError(
+            f"{path} is not a backplan eval results file; pass one written by "
+            "`backplan eval humaneval`"
+        ) from None
+    problems = {p.task_id: p for p in load_humaneval()}
+    unknown = sorted(set(completions) - set(problems))
+    if unknown:
+        raise UsageError(f"{path} holds tasks HumanEval lacks ({unknown[0]}, ...)")
+    passed = 0
+    for i, rec in enumerate(records, 1):
+        problem = problems[rec["task_id"]]
+        program = extract_program(problem, completions[rec["task_id"]])
+        outcome = run_program(check_source(problem, program), limits)
+        rec.update(passed=outcome.passed, status=outcome.status, detail=outcome.detail)
+        passed += outcome.passed
+        if progress is not None:
+            progress(i, len(records), passed)
+    body = "".join(json.dumps(r) + "\n" for r in records)
+    write_text_atomic(path, json.dumps({"config": config.model_dump()}) + "\n" + body)
+    return config, summarise(config, records)
 
 
 def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from planner.quality.dataset import load_humaneval
-from planner.quality.harness import EvalConfig, _read, check_source, extract_program
+from planner.quality.harness import (
+    SCORING,
+    EvalConfig,
+    _read,
+    check_source,
+    extract_program,
+    rescore,
+)
 from planner.quality.stats import mcnemar_exact, paired, wilson_interval
 from runtime.errors import UsageError
 from runtime.sandbox import Limits, run_program
@@ -69,3 +76,41 @@ def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     assert set(_read(out, cfg)) == {"HumanEval/0"}
     with pytest.raises(UsageError, match="another configuration"):
         _read(out, EvalConfig(model="m", verifier="syntax"))
+
+
+def test_the_models_own_tests_and_a_truncated_tail_are_not_scored() -> None:
+    p = load_humaneval()[2]  # truncate_number
+    code = p.prompt + p.canonical_solution
+    reply = f"```python\n{code}\nassert truncate_number(3.5) == 0.7\nprint(truncate_number("
+    program = extract_program(p, reply)
+    assert "assert truncate_number" not in program and "print(" not in program
+    assert run_program(check_source(p, program)).passed
+    cut_inside = f"```python\n{p.prompt}    return number -"  # the function itself is cut off
+    assert not run_program(check_source(p, extract_program(p, cut_inside))).passed
+
+
+def test_rescore_tests_stored_completions_again(tmp_path: Path) -> None:
+    p = load_humaneval()[2]
+    old = EvalConfig(model="m").model_dump()
+    del old["scoring"]  # a file written before scoring was recorded
+    reply = f"```python\n{p.prompt}{p.canonical_solution}\nprint(truncate_number("
+    rec = {
+        "task_id": p.task_id,
+        "passed": False,
+        "status": "failed",
+        "completion": reply,
+        "rollbacks": 0,
+        "forward_per_emitted": 1.0,
+    }
+    out = tmp_path / "r.jsonl"
+    out.write_text(json.dumps({"config": old}) + "\n" + json.dumps(rec) + "\n")
+    config, summary = rescore(out)
+    assert config.scoring == SCORING and summary["passed"] == 1
+    lines = out.read_text().splitlines()
+    assert json.loads(lines[0])["config"]["scoring"] == SCORING
+    assert json.loads(lines[1])["passed"] is True and json.loads(lines[1])["completion"] == reply
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    with pytest.raises(UsageError, match="not a backplan eval results file"):
+        rescore(bad)
+    assert bad.read_text() == "not json\n"  # nothing lost
