@@ -137,6 +137,14 @@ class ThresholdStrategy(Strategy):
             done = stopped or len(state.tokens) >= max_tokens
             if done:
                 trace.finish_reason = "stop" if stopped else "length"
+                fallback = None if stopped or budget == 0 else ver.at_length()
+                if fallback is not None and fallback[0] >= committed:
+                    # the limit cut an answer off before it could be judged: the verifier puts
+                    # back the best one it judged earlier (nothing from there was streamed)
+                    state.rollback_to(fallback[0])
+                    for tok in fallback[1]:
+                        state.push(tok)
+                    trace.replayed_tokens += len(fallback[1])
                 break
             safe = len(state.tokens) if budget == 0 else len(state.tokens) - p.rollback_tokens + 1
             hold = ver.hold_from() if budget > 0 else None

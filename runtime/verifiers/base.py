@@ -76,6 +76,14 @@ class Verifier(ABC):
         """
         return None
 
+    def at_length(self) -> tuple[int, Sequence[int]] | None:
+        """Generation reached its token limit while an answer is still held (unjudged).
+
+        ``(position, tokens)`` to write there instead (a whole-answer check hands back the best
+        answer it judged earlier), or None (the default) to keep what was generated.
+        """
+        return None
+
     def hold_from(self) -> int | None:
         """First generated position a later rejection may still take back (None: no hold).
 

@@ -3,10 +3,13 @@
 The prompt's code (a function signature and its docstring) often shows how the function
 behaves: doctest lines (``>>> f(2)`` then ``4``), prose such as ``f(2) == 4``, ``f(2) ➞ 4``,
 ``* f(2) => true``, or named inputs (``Input: xs = [1], k = 2`` / ``Output: [3]``,
-``For xs = [1] the output should be 3``, mapped onto the function's parameters). When the
-answer's code block closes, the generated program runs those examples in a sandboxed process
-(:mod:`runtime.sandbox`, never in this process); the value of the closing token is 1 when
-every example holds, 0 otherwise, and 1 for every other token.
+``For xs = [1] the output should be 3``, mapped onto the function's parameters). As soon as
+the function is complete (the answer's next top-level line starts, or its code block closes),
+the generated definitions (:func:`~runtime.verifiers.program.definitions_only`) run those
+examples in a sandboxed process (:mod:`runtime.sandbox`, never in this process); the value of
+the token that completed the function is 1 when every example holds, 0 otherwise, and 1 for
+every other token. Judging at the function's end, not the fence, matters: a small model often
+goes on writing its own tests until the token limit, and the fence never comes.
 
 A rejection here is about a whole answer, not the last token, so the verifier tells the
 sampler where to start again (:meth:`restart_point`: the first line of the code block) and
@@ -30,10 +33,12 @@ import numpy as np
 
 from runtime.sandbox import Limits, run_program
 from runtime.verifiers.base import Verifier
+from runtime.verifiers.program import defines, definitions_only, parseable_prefix
 from runtime.verifiers.syntax import extract_code
 
 _FENCE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
 _DEF = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
+_NEW_TOP_LEVEL_LINE = re.compile(rb"\n[^\s`]")
 _ARROWS = r"==>|==|=>|➞|->|⇒|→|=|\bshould\s+return\b|\breturns?\b"
 
 
@@ -219,6 +224,9 @@ def assemble_program(prompt_src: str, generated: str) -> str:
     wanted = _DEF.findall(prompt_src)
     defined = set(_DEF.findall(generated))
     if wanted and wanted[-1] in defined:
+        kept = definitions_only(generated)
+        if defines(kept, wanted[-1]):
+            generated = kept  # the answer's own prints and asserts are not the answer
         header = "\n".join(
             line for line in prompt_src.splitlines() if line.startswith(("import ", "from "))
         )
@@ -268,7 +276,7 @@ def _failures(detail: str, n_examples: int) -> int:
 
 
 class DocExamplesVerifier(Verifier):
-    """Value 0 for a closing code fence whose program fails the prompt's examples, else 1.
+    """Value 0 for the token that completed a function failing the prompt's examples, else 1.
 
     ``max_rejections`` bounds the regenerations one generation may cost. The last answer is
     checked too: if an earlier one failed fewer examples, that one is put back in its place
@@ -302,13 +310,18 @@ class DocExamplesVerifier(Verifier):
         self._start: int | None = None  # cached _body_start()
         self._start_checked = 0  # pieces already searched without finding it
         self._scored = 0
-        self._checked_at: int | None = None  # token index of the closing fence last judged
+        self._checked_at: int | None = None  # token index where the answer was last judged
         self._failed_at: dict[int, int] = {}  # closing token index -> restart point
+        self._deferred: str | None = None  # definitions that lacked a helper (NameError)
+        self.entry: str | None = None  # the function the prompt asks for
 
     def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
         text = b"".join(self.piece(t) for t in prompt_tokens).decode("utf-8", "replace")
         self.prompt_src = prompt_code(text)
         self.examples = parse_examples(self.prompt_src)
+        wanted = _DEF.findall(self.prompt_src)
+        self.entry = wanted[-1] if wanted else None
+        self._deferred = None
         self.rejections = 0
         self.last_detail = ""
         self._pieces.clear()
@@ -356,10 +369,28 @@ class DocExamplesVerifier(Verifier):
         return len(self._pieces)
 
     def _judge(self, upto: int) -> float:
+        """The token ``upto - 1`` closed a code fence: judge the block's program."""
         text = b"".join(self._pieces[:upto]).decode("utf-8", "replace")
         code, closed = extract_code(text, "fenced")
         if not closed or self._checked_at is not None:
             return 1.0
+        return self._verdict(upto, code, final=True)
+
+    def _judge_function(self, upto: int) -> float:
+        """The token ``upto - 1`` started a top-level line: judge the function if complete."""
+        if self._checked_at is not None or self._settled or not self.examples or not self.entry:
+            return 1.0
+        text = b"".join(self._pieces[:upto]).decode("utf-8", "replace")
+        code, closed = extract_code(text, "fenced")
+        found = None if closed else parseable_prefix(code)
+        if found is None:
+            return 1.0
+        kept = definitions_only(found[0])
+        if kept == self._deferred or not defines(kept, self.entry):
+            return 1.0
+        return self._verdict(upto, kept, final=False)
+
+    def _verdict(self, upto: int, code: str, *, final: bool) -> float:
         self._checked_at = upto - 1
         if not self.examples or self._settled:
             return 1.0
@@ -369,6 +400,10 @@ class DocExamplesVerifier(Verifier):
         self.stats.calls += 1
         if outcome.passed:
             self.last_detail = ""
+            return 1.0
+        if not final and "NameError" in outcome.detail:
+            # a helper or constant may still come after the function: judge again later
+            self._checked_at, self._deferred = None, code
             return 1.0
         self.last_detail = outcome.detail
         start = self._body_start() or 0
@@ -387,13 +422,24 @@ class DocExamplesVerifier(Verifier):
             return 0.0
         return 1.0
 
+    def _starts_top_level(self, i: int) -> bool:
+        piece = self._pieces[i]
+        if _NEW_TOP_LEVEL_LINE.search(piece):
+            return True
+        return i > 0 and self._pieces[i - 1].endswith(b"\n") and piece[:1] not in b"` \t\r\n"
+
     def values(self) -> np.ndarray:
         n = len(self._pieces)
         if self._scored >= n:
             return np.empty(0)
         t0 = time.perf_counter()
         out = [
-            self._judge(i + 1) if b"`" in self._pieces[i] else 1.0 for i in range(self._scored, n)
+            self._judge(i + 1)
+            if b"`" in self._pieces[i]
+            else self._judge_function(i + 1)
+            if self._starts_top_level(i)
+            else 1.0
+            for i in range(self._scored, n)
         ]
         self._scored = n
         self.stats.seconds += time.perf_counter() - t0
@@ -413,6 +459,7 @@ class DocExamplesVerifier(Verifier):
             self._checked_at = None
         for pos in [p for p in self._failed_at if p >= keep]:
             del self._failed_at[pos]
+        self._deferred = None
 
     def restart_point(self, flagged: int) -> int | None:
         return self._failed_at.get(flagged)
@@ -422,6 +469,15 @@ class DocExamplesVerifier(Verifier):
             return None
         replay, self._replay = self._replay, None
         return replay
+
+    def at_length(self) -> tuple[int, Sequence[int]] | None:
+        if not self.examples or self._settled or self._best is None:
+            return None
+        start = self._body_start()
+        if self._checked_at is not None or start is None:
+            return None  # this answer was judged (and passed), or no block is open
+        self._settled = True
+        return start, list(self._best[1])
 
     def hold_from(self) -> int | None:
         if not self.examples or self._settled:

@@ -55,6 +55,10 @@ class StackedVerifier(Verifier):
             return None
         return min(points, key=lambda pv: pv[0])[1].replacement(flagged)
 
+    def at_length(self) -> tuple[int, Sequence[int]] | None:
+        found = [f for v in self.verifiers if (f := v.at_length()) is not None]
+        return min(found, key=lambda f: f[0]) if found else None
+
     def hold_from(self) -> int | None:
         holds = [h for v in self.verifiers if (h := v.hold_from()) is not None]
         return min(holds) if holds else None

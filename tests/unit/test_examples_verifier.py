@@ -161,3 +161,59 @@ def test_parse_examples_in_named_input_forms() -> None:
 def test_prompt_code_takes_the_last_fenced_block() -> None:
     assert prompt_code("a\n```python\nx = 1\n```\nb\n```\ny = 2\n```") == "y = 2\n"
     assert prompt_code("def f():\n    pass\n") == "def f():\n    pass\n"
+
+
+def test_the_function_is_judged_when_the_next_top_level_line_starts() -> None:
+    """A model that writes its own tests after the function gets judged before the fence."""
+    table: dict[int, bytes] = {}
+    prompt = _tokens(f"Complete it.\n\n```python\n{PROMPT_CODE}```", table)
+    v = DocExamplesVerifier(table.__getitem__, max_rejections=2)
+    v.begin(prompt, None)
+    intro = _tokens("Sure:\n```python\n", table)
+    wrong = _tokens("def add(xs, k):\n    return xs\n\n", table)
+    v.extend(intro + wrong, None)
+    assert (v.values() == 1.0).all() and v.hold_from() == len(intro)
+    v.extend(_tokens("print(add([1], 1))", table), None)
+    values = v.values()
+    flagged = len(intro) + len(wrong)  # the "p" that starts the top-level line
+    assert values[0] == 0.0 and (values[1:] == 1.0).all()
+    assert v.restart_point(flagged) == len(intro)
+    v.rollback(len(wrong) + len("print(add([1], 1))"))
+    right = _tokens("def add(xs, k):\n    return [x + k for x in xs]\n# test\n", table)
+    v.extend(right, None)
+    assert (v.values() == 1.0).all() and v.hold_from() is None  # passed: nothing held
+
+
+def test_a_helper_defined_after_the_function_defers_the_judgement() -> None:
+    table: dict[int, bytes] = {}
+    prompt = _tokens(f"Complete it.\n\n```python\n{PROMPT_CODE}```", table)
+    v = DocExamplesVerifier(table.__getitem__, max_rejections=2)
+    v.begin(prompt, None)
+    code = (
+        "Sure:\n```python\ndef add(xs, k):\n    return [plus(x, k) for x in xs]\n"
+        "def plus(a, b):\n    return a + b\nprint(1)"
+    )
+    v.extend(_tokens(code, table), None)
+    assert (v.values() == 1.0).all()  # at "def plus" add raised NameError: no verdict yet
+    assert v.rejections == 0 and v.hold_from() is None and v.stats.calls == 2
+
+
+def test_at_the_token_limit_the_best_judged_answer_replaces_an_unjudged_one() -> None:
+    table: dict[int, bytes] = {}
+    prompt = _tokens(f"Complete it.\n\n```python\n{PROMPT_CODE}```", table)
+    v = DocExamplesVerifier(table.__getitem__, max_rejections=3)
+    v.begin(prompt, None)
+    intro = _tokens("Sure:\n```python\n", table)
+    nearly = _tokens(
+        "def add(xs, k):\n    return [x + k for x in xs] if k != 2 else []\n```", table
+    )
+    v.extend(intro + nearly, None)
+    assert v.values()[-1] == 0.0
+    assert v.at_length() is None or v.at_length() == (len(intro), nearly)
+    v.rollback(len(nearly))
+    rambling = _tokens('def add(xs, k):\n    """' + "very " * 20, table)
+    v.extend(rambling, None)
+    assert (v.values() == 1.0).all()
+    fallback = v.at_length()
+    assert fallback == (len(intro), nearly)
+    assert v.at_length() is None  # settled: handed over once
