@@ -89,11 +89,22 @@ class ProbeCosts:
         return self.layer_bytes / self.layer_s / 1e9
 
 
-def _reader(path: Path) -> Any:
+@dataclass(frozen=True)
+class GGUFFile:
+    """A GGUF file's parsed header (``gguf.GGUFReader``), read once and passed around."""
+
+    path: Path
+    reader: Any
+
+
+def open_gguf(path: Path | GGUFFile) -> GGUFFile:
+    """Parse ``path``'s header (memory-mapped; tensors are not read); a GGUFFile passes through."""
+    if isinstance(path, GGUFFile):
+        return path
     import gguf
 
     try:
-        return gguf.GGUFReader(path)
+        return GGUFFile(path, gguf.GGUFReader(path))
     except (OSError, ValueError, IndexError) as exc:
         raise UsageError(
             f"{path} is not a readable GGUF file ({exc}); re-fetch it with `backplan models "
@@ -101,17 +112,19 @@ def _reader(path: Path) -> Any:
         ) from None
 
 
-def gguf_file_type(path: Path) -> int:
+def gguf_file_type(source: Path | GGUFFile) -> int:
     """The ``general.file_type`` a GGUF file declares (llama.cpp's LLAMA_FTYPE)."""
-    field = _reader(path).fields.get("general.file_type")
+    gf = open_gguf(source)
+    field = gf.reader.fields.get("general.file_type")
     if field is None:
-        raise UsageError(f"{path} declares no general.file_type; pass a quantised GGUF model")
+        raise UsageError(f"{gf.path} declares no general.file_type; pass a quantised GGUF model")
     return int(field.contents())
 
 
-def gguf_shape(path: Path) -> ProbeShape:
+def gguf_shape(source: Path | GGUFFile) -> ProbeShape:
     """The decoder shape a GGUF file's header declares."""
-    src = _reader(path)
+    gf = open_gguf(source)
+    src, path = gf.reader, gf.path
 
     def get(key: str) -> int:
         field = src.fields.get(f"{arch}.{key}")
@@ -134,7 +147,9 @@ def gguf_shape(path: Path) -> ProbeShape:
     )
 
 
-def write_synthetic_gguf(path: Path, shape: ProbeShape, tokenizer_from: Path, seed: int) -> None:
+def write_synthetic_gguf(
+    path: Path, shape: ProbeShape, tokenizer_from: Path | GGUFFile, seed: int
+) -> None:
     """A llama model of ``shape`` with random F16 weights and ``tokenizer_from``'s vocabulary.
 
     One random matrix per tensor kind is shared by all layers: speed does not depend on the
@@ -142,7 +157,8 @@ def write_synthetic_gguf(path: Path, shape: ProbeShape, tokenizer_from: Path, se
     """
     import gguf
 
-    src = _reader(tokenizer_from)
+    donor = open_gguf(tokenizer_from)
+    src = donor.reader
 
     def field(name: str) -> object:
         f = src.fields.get(name)
@@ -150,7 +166,7 @@ def write_synthetic_gguf(path: Path, shape: ProbeShape, tokenizer_from: Path, se
 
     tokens = field("tokenizer.ggml.tokens")
     if not isinstance(tokens, list):
-        raise UsageError(f"{tokenizer_from} has no tokenizer to borrow; pass a GGUF model")
+        raise UsageError(f"{donor.path} has no tokenizer to borrow; pass a GGUF model")
     rng = np.random.default_rng(seed)
     w = gguf.GGUFWriter(path, "llama")
     w.add_block_count(shape.layers)
@@ -271,8 +287,9 @@ def probe_cpu(
             busy,
             os.cpu_count() or 1,
         )
-    shape = gguf_shape(model_path)
-    file_type = gguf_file_type(model_path)
+    header = open_gguf(model_path)  # parsed once: a 150k-token vocabulary takes a while
+    shape = gguf_shape(header)
+    file_type = gguf_file_type(header)
     if depths is None:
         depths = (max(1, shape.layers // 2), shape.layers)
     points = []
@@ -282,7 +299,7 @@ def probe_cpu(
                 on_step(f"probe {i + 1}/{len(depths)}: {depth} layers of {shape.hidden}")
             f16 = Path(tmp) / f"probe{i}-f16.gguf"
             out = Path(tmp) / f"probe{i}.gguf"
-            write_synthetic_gguf(f16, replace(shape, layers=depth), model_path, seed=i)
+            write_synthetic_gguf(f16, replace(shape, layers=depth), header, seed=i)
             quantize_model(f16, out, file_type)
             f16.unlink()
             s = time_decode_s(out, threads=threads)
