@@ -14,8 +14,16 @@ below come from reasoning about how llama.cpp decodes, not from fitting a result
   documented FP32 figure on CPUs.
 - ``layer_overhead_us``: fixed time per layer per forward pass that no roofline sees: kernel
   launches and synchronisation. About 5 kernels per layer at 4-5 us each on a discrete GPU
-  (CUDA graphs hide part of it): 20 us; Metal command encoding: 15 us; CPU thread barriers
-  between about 15 operations per layer: 30 us.
+  (CUDA graphs hide part of it): 20 us; CPU thread barriers between about 15 operations per
+  layer: 30 us. Apple GPUs: llama.cpp's Metal backend dispatches each of a llama layer's
+  operations as its own kernel, about 16 per decode step (norms fused with their multiply;
+  counted in ggml-metal's ops, 14 by another count), and a dependent Metal dispatch costs
+  5-10 us of GPU time (5.2 us measured on an M2 Pro, antonellof/ferrox#149; about 10 us per
+  encoder, philipturner/metal-flash-attention#18). The middle of that range, 16 x 7.5 us:
+  120 us. This term is why a small model on an M1/M2 Ultra decodes far below what its
+  800 GB/s suggest: at 1B parameters it is most of the token's time. (The ends of the range,
+  80 and 160 us, put the held-out Apple records between -27% and +43%:
+  ``benchmarks/results/roofline_validation.md`` shows the sensitivity.)
 - ``runtime_overhead_gb``: memory beyond weights and KV cache: the CUDA/ROCm context and
   llama.cpp's compute buffers, per device: 0.6 GB (0.3 GB on Apple and CPUs).
 - ``active_power_fraction``: the share of board power drawn while decoding. Batch-1 decode is
@@ -72,7 +80,7 @@ DEFAULTS: dict[DeviceClass, Efficiency] = {
     "apple": Efficiency(
         bandwidth=0.70,
         compute=0.35,
-        layer_overhead_us=15.0,
+        layer_overhead_us=120.0,
         runtime_overhead_gb=0.3,
         active_power_fraction=0.6,
     ),
