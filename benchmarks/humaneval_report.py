@@ -39,29 +39,43 @@ def _key(config: EvalConfig) -> tuple[str, str, str]:
     return config.model, config.verifier, config.strategy
 
 
+def _variant(path: Path, config: EvalConfig) -> str:
+    """What a file name adds after ``<model>_<verifier>_<strategy>``: an earlier variant of the
+    same configuration kept for comparison (e.g. ``_judged-at-fence``); "" for the current one."""
+    raw = f"{config.model}_{config.verifier}_{config.strategy}"
+    safe = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in raw)
+    for stem in (raw, safe):
+        if path.stem.startswith(stem):
+            return path.stem.removeprefix(stem).lstrip("_")
+    return ""
+
+
 def _label(run: dict[str, Any]) -> str:
     size = run["model"].removeprefix("qwen2.5-coder-")
     verifier = run["verifier"]
     if ".crossfit.json" in verifier:
         verifier = verifier.split("=")[0] + "=cross-fitted head"
         verifier = verifier.replace("latent=cross-fitted head", "latent head")
-    return f"{size} {verifier} {run['strategy']}" if verifier != "none" else f"{size} plain"
+    label = f"{size} {verifier} {run['strategy']}" if verifier != "none" else f"{size} plain"
+    return f"{label} ({run['variant']})" if run.get("variant") else label
 
 
 def build(paths: list[Path]) -> list[dict[str, Any]]:
     loaded = {p: _load(p) for p in paths}
     outcome = {
-        _key(c): {r["task_id"]: bool(r["passed"]) for r in recs} for c, recs in loaded.values()
+        p: {r["task_id"]: bool(r["passed"]) for r in recs} for p, (_, recs) in loaded.items()
     }
+    refs = {_key(c): p for p, (c, _) in sorted(loaded.items(), reverse=True) if not _variant(p, c)}
     runs = []
     for path, (config, records) in loaded.items():
         run = summarise(config, records)
         run["results_file"] = path.name
+        run["variant"] = _variant(path, config)
         run["complete"] = len(records) == 164
-        mine = outcome[_key(config)]
+        mine = outcome[path]
         for tag, ref in (("vs_0_5b_plain", BASE), ("vs_1_5b_plain", REFERENCE)):
-            if ref in outcome and ref != _key(config):
-                p = paired(mine, outcome[ref])
+            if ref in refs and refs[ref] != path:
+                p = paired(mine, outcome[refs[ref]])
                 run[tag] = {
                     "n": p.n,
                     "only_this": p.a_only,
@@ -69,7 +83,9 @@ def build(paths: list[Path]) -> list[dict[str, Any]]:
                     "mcnemar_p": float(f"{p.p_value:.3g}"),
                 }
         runs.append(run)
-    runs.sort(key=lambda r: (r["model"], r["verifier"] != "none", -r["pass_at_1"]))
+    runs.sort(
+        key=lambda r: (r["model"], r["verifier"] != "none", bool(r["variant"]), -r["pass_at_1"])
+    )
     return runs
 
 
