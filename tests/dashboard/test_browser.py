@@ -127,6 +127,8 @@ def browser_page() -> Iterator[Any]:
 
 
 def test_plan_in_a_real_browser(dashboard_url: str, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
     page = browser_page
     page.goto(dashboard_url, wait_until="domcontentloaded")
     make_plan = page.get_by_role("button", name="Make plan")
@@ -150,7 +152,7 @@ def test_plan_in_a_real_browser(dashboard_url: str, browser_page: Any) -> None:
     page.locator('[data-testid="stDataFrame"]').first.wait_for()
     charts = page.locator('[data-testid="stVegaLiteChart"]')
     charts.first.locator("canvas, svg").first.wait_for()
-    assert charts.count() == 4
+    expect(charts).to_have_count(4)  # waits: Streamlit adds the charts one after another
     caption = page.get_by_text("candidates evaluated")
     assert "region germany" in caption.inner_text()
     assert "Best:" in success.inner_text()
