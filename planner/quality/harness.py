@@ -92,7 +92,15 @@ def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
         raise UsageError(
             f"{path} is not a backplan eval results file; pass another --out"
         ) from None
-    if header != config.model_dump():
+    mine = config.model_dump()
+    if isinstance(header, dict) and header.get("scoring") != mine["scoring"]:
+        same = {k: v for k, v in header.items() if k != "scoring"}
+        if same == {k: v for k, v in mine.items() if k != "scoring"}:
+            raise UsageError(
+                f"{path} was scored as {header.get('scoring', 'raw code blocks')}, not "
+                f"{mine['scoring']}; run `backplan eval rescore {path}` first, then resume"
+            )
+    if header != mine:
         raise UsageError(
             f"{path} holds results of another configuration ({header}); pass "
             "another --out to start a new run"

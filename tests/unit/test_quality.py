@@ -76,6 +76,11 @@ def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     assert set(_read(out, cfg)) == {"HumanEval/0"}
     with pytest.raises(UsageError, match="another configuration"):
         _read(out, EvalConfig(model="m", verifier="syntax"))
+    old = cfg.model_dump()
+    del old["scoring"]  # written before scoring was recorded
+    out.write_text(json.dumps({"config": old}) + "\n")
+    with pytest.raises(UsageError, match="backplan eval rescore"):
+        _read(out, cfg)
 
 
 def test_the_models_own_tests_and_a_truncated_tail_are_not_scored() -> None:
