@@ -128,10 +128,11 @@ def humaneval(
 def rescore(results: Path, summary: Path | None) -> None:
     """Test a results file's stored completions again under the current scoring (no
     generation): e.g. after the harness learned to ignore a model's own test scaffolding."""
-    from planner.quality.harness import record_summary
+    from planner.quality.harness import read_results_file, record_summary
     from planner.quality.harness import rescore as rescore_file
 
-    with _progress_bar(f"rescore {results.name}", 164) as progress:
+    _, records = read_results_file(results)  # a bad file fails here, before the progress bar
+    with _progress_bar(f"rescore {results.name}", len(records)) as progress:
         config, result = rescore_file(results, progress=progress)
     if summary is not None:
         record_summary(summary, result)

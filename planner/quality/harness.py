@@ -300,6 +300,31 @@ def run_humaneval_served(
     return summarise(config, [done[p.task_id] for p in problems])
 
 
+def read_results_file(path: Path) -> tuple[EvalConfig, list[dict[str, Any]]]:
+    """A results file's configuration (re-labelled with today's :data:`SCORING`) and records;
+    a :class:`UsageError` naming the file if it is not one ``backplan eval humaneval`` wrote."""
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist; pass a results file of `backplan eval humaneval`")
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        header = dict(json.loads(lines[0])["config"])
+        records = [json.loads(ln) for ln in lines[1:]]
+        header["scoring"] = SCORING
+        config = EvalConfig(**header)
+        for r in records:
+            r["task_id"], r["completion"], r["rollbacks"], r["forward_per_emitted"]  # noqa: B018
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
+        raise UsageError(
+            f"{path} is not a backplan eval results file; pass one written by "
+            "`backplan eval humaneval`"
+        ) from None
+    known = {p.task_id for p in load_humaneval()}
+    unknown = sorted({r["task_id"] for r in records} - known)
+    if unknown:
+        raise UsageError(f"{path} holds tasks HumanEval lacks ({unknown[0]}, ...)")
+    return config, records
+
+
 def rescore(
     path: Path,
     *,
@@ -308,30 +333,12 @@ def rescore(
 ) -> tuple[EvalConfig, dict[str, Any]]:
     """Test a results file's stored completions again under today's :data:`SCORING` (no
     generation); rewrite it atomically with the new header and outcomes, return its summary."""
-    if not path.exists():
-        raise UsageError(f"{path} does not exist; pass a results file of `backplan eval humaneval`")
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    try:
-        header = dict(json.loads(lines[0])["config"])
-        records = [json.loads(ln) for ln in lines[1:]]
-        header["scoring"] = SCORING
-        config = EvalConfig(**header)
-        completions = {r["task_id"]: r["completion"] for r in records}
-        if any(k not in r for r in records for k in ("rollbacks", "forward_per_emitted")):
-            raise KeyError("rollbacks")
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
-        raise UsageError(
-            f"{path} is not a backplan eval results file; pass one written by "
-            "`backplan eval humaneval`"
-        ) from None
+    config, records = read_results_file(path)
     problems = {p.task_id: p for p in load_humaneval()}
-    unknown = sorted(set(completions) - set(problems))
-    if unknown:
-        raise UsageError(f"{path} holds tasks HumanEval lacks ({unknown[0]}, ...)")
     passed = 0
     for i, rec in enumerate(records, 1):
         problem = problems[rec["task_id"]]
-        program = extract_program(problem, completions[rec["task_id"]])
+        program = extract_program(problem, rec["completion"])
         outcome = run_program(check_source(problem, program), limits)
         rec.update(passed=outcome.passed, status=outcome.status, detail=outcome.detail)
         passed += outcome.passed
