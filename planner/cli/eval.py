@@ -131,9 +131,9 @@ def rescore(results: Path, summary: Path | None) -> None:
     from planner.quality.harness import read_results_file, record_summary
     from planner.quality.harness import rescore as rescore_file
 
-    _, records = read_results_file(results)  # a bad file fails here, before the progress bar
-    with _progress_bar(f"rescore {results.name}", len(records)) as progress:
-        config, result = rescore_file(results, progress=progress)
+    loaded = read_results_file(results)  # a bad file fails here, before the progress bar
+    with _progress_bar(f"rescore {results.name}", len(loaded[1])) as progress:
+        config, result = rescore_file(results, loaded, progress=progress)
     if summary is not None:
         record_summary(summary, result)
     click.echo(f"{results}: {result['passed']}/{result['n']} passed under scoring {config.scoring}")

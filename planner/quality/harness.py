@@ -21,7 +21,7 @@ from planner.quality.stats import wilson_interval
 from runtime.atomic import write_text_atomic
 from runtime.errors import UsageError
 from runtime.sandbox import Limits, run_program
-from runtime.verifiers.program import defines, definitions_only
+from runtime.verifiers.program import program_for
 
 INSTRUCTION = (
     "Complete the following Python function. Reply with the whole function in one "
@@ -60,16 +60,7 @@ def extract_program(problem: Problem, reply: str) -> str:
     a tail cut off by the token limit are not part of the answer.
     """
     m = _FENCE.search(reply)
-    code = m.group(1) if m else reply
-    if re.search(rf"^\s*def\s+{re.escape(problem.entry_point)}\s*\(", code, re.MULTILINE):
-        kept = definitions_only(code)
-        if defines(kept, problem.entry_point):
-            code = kept  # the model's own test calls and a truncated tail are not judged
-        header = "\n".join(
-            line for line in problem.prompt.splitlines() if line.startswith(("import ", "from "))
-        )
-        return f"{header}\n{code}" if header else code
-    return problem.prompt + code
+    return program_for(problem.prompt, m.group(1) if m else reply, problem.entry_point)
 
 
 def check_source(problem: Problem, program: str) -> str:
@@ -311,8 +302,9 @@ def read_results_file(path: Path) -> tuple[EvalConfig, list[dict[str, Any]]]:
         records = [json.loads(ln) for ln in lines[1:]]
         header["scoring"] = SCORING
         config = EvalConfig(**header)
-        for r in records:
-            r["task_id"], r["completion"], r["rollbacks"], r["forward_per_emitted"]  # noqa: B018
+        needed = ("task_id", "completion", "rollbacks", "forward_per_emitted")
+        if any(k not in r for r in records for k in needed):
+            raise KeyError("a record lacks a field")
     except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
         raise UsageError(
             f"{path} is not a backplan eval results file; pass one written by "
@@ -327,13 +319,15 @@ def read_results_file(path: Path) -> tuple[EvalConfig, list[dict[str, Any]]]:
 
 def rescore(
     path: Path,
+    results: tuple[EvalConfig, list[dict[str, Any]]] | None = None,
     *,
     progress: Callable[[int, int, int], None] | None = None,
     limits: Limits | None = None,
 ) -> tuple[EvalConfig, dict[str, Any]]:
     """Test a results file's stored completions again under today's :data:`SCORING` (no
-    generation); rewrite it atomically with the new header and outcomes, return its summary."""
-    config, records = read_results_file(path)
+    generation); rewrite it atomically with the new header and outcomes, return its summary.
+    ``results``: what :func:`read_results_file` already read from ``path``."""
+    config, records = results or read_results_file(path)
     problems = {p.task_id: p for p in load_humaneval()}
     passed = 0
     for i, rec in enumerate(records, 1):

@@ -33,7 +33,12 @@ import numpy as np
 
 from runtime.sandbox import Limits, run_program
 from runtime.verifiers.base import Verifier
-from runtime.verifiers.program import defines, definitions_only, parseable_prefix
+from runtime.verifiers.program import (
+    defines,
+    definitions_only,
+    parseable_prefix,
+    program_for,
+)
 from runtime.verifiers.syntax import extract_code
 
 _FENCE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
@@ -222,16 +227,7 @@ def parse_examples(code: str) -> list[Example]:
 def assemble_program(prompt_src: str, generated: str) -> str:
     """The program to run: the answer's code, with the prompt's imports and helpers it lacks."""
     wanted = _DEF.findall(prompt_src)
-    defined = set(_DEF.findall(generated))
-    if wanted and wanted[-1] in defined:
-        kept = definitions_only(generated)
-        if defines(kept, wanted[-1]):
-            generated = kept  # the answer's own prints and asserts are not the answer
-        header = "\n".join(
-            line for line in prompt_src.splitlines() if line.startswith(("import ", "from "))
-        )
-        return f"{header}\n{generated}" if header else generated
-    return prompt_src + generated  # the answer is a body to append to the prompt's code
+    return program_for(prompt_src, generated, wanted[-1]) if wanted else prompt_src + generated
 
 
 _CHECK = """

@@ -92,3 +92,18 @@ def defines(code: str, name: str) -> bool:
     return any(
         isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name for n in tree.body
     )
+
+
+def program_for(prompt_src: str, answer: str, entry: str) -> str:
+    """The program to run for ``answer`` to a prompt asking for ``entry``: when the answer
+    defines it, its definitions with the prompt's imports; otherwise the answer is a body and
+    is appended to the prompt's code."""
+    if not re.search(rf"^\s*def\s+{re.escape(entry)}\s*\(", answer, re.MULTILINE):
+        return prompt_src + answer
+    kept = definitions_only(answer)
+    if defines(kept, entry):
+        answer = kept  # the answer's own prints, asserts and a truncated tail are not judged
+    header = "\n".join(
+        line for line in prompt_src.splitlines() if line.startswith(("import ", "from "))
+    )
+    return f"{header}\n{answer}" if header else answer

@@ -84,6 +84,15 @@ def _tokens(text: str, table: dict[int, bytes]) -> list[int]:
     return ids
 
 
+def _started(*, max_rejections: int) -> tuple[dict[int, bytes], DocExamplesVerifier]:
+    """A verifier begun on PROMPT_CODE's chat prompt, and the one-character token table."""
+    table: dict[int, bytes] = {}
+    prompt = _tokens(f"Complete it.\n\n```python\n{PROMPT_CODE}```", table)
+    v = DocExamplesVerifier(table.__getitem__, max_rejections=max_rejections)
+    v.begin(prompt, None)
+    return table, v
+
+
 @pytest.mark.parametrize("answer, ok", [("return [x + k for x in xs]", True), ("return xs", False)])
 def test_verifier_judges_the_closing_fence_and_points_back_to_the_code(
     answer: str, ok: bool
@@ -112,10 +121,7 @@ def test_verifier_judges_the_closing_fence_and_points_back_to_the_code(
 
 
 def test_out_of_tries_the_answer_that_failed_fewest_examples_is_put_back() -> None:
-    table: dict[int, bytes] = {}
-    prompt = _tokens(f"Complete it.\n\n```python\n{PROMPT_CODE}```", table)
-    v = DocExamplesVerifier(table.__getitem__, max_rejections=1)
-    v.begin(prompt, None)
+    table, v = _started(max_rejections=1)
     intro = _tokens("Sure:\n```python\n", table)
     nearly = _tokens(
         "def add(xs, k):\n    return [x + k for x in xs] if k != 2 else []\n```", table
@@ -165,10 +171,7 @@ def test_prompt_code_takes_the_last_fenced_block() -> None:
 
 def test_the_function_is_judged_when_the_next_top_level_line_starts() -> None:
     """A model that writes its own tests after the function gets judged before the fence."""
-    table: dict[int, bytes] = {}
-    prompt = _tokens(f"Complete it.\n\n```python\n{PROMPT_CODE}```", table)
-    v = DocExamplesVerifier(table.__getitem__, max_rejections=2)
-    v.begin(prompt, None)
+    table, v = _started(max_rejections=2)
     intro = _tokens("Sure:\n```python\n", table)
     wrong = _tokens("def add(xs, k):\n    return xs\n\n", table)
     v.extend(intro + wrong, None)
@@ -185,10 +188,7 @@ def test_the_function_is_judged_when_the_next_top_level_line_starts() -> None:
 
 
 def test_a_helper_defined_after_the_function_defers_the_judgement() -> None:
-    table: dict[int, bytes] = {}
-    prompt = _tokens(f"Complete it.\n\n```python\n{PROMPT_CODE}```", table)
-    v = DocExamplesVerifier(table.__getitem__, max_rejections=2)
-    v.begin(prompt, None)
+    table, v = _started(max_rejections=2)
     code = (
         "Sure:\n```python\ndef add(xs, k):\n    return [plus(x, k) for x in xs]\n"
         "def plus(a, b):\n    return a + b\nprint(1)"
@@ -199,10 +199,7 @@ def test_a_helper_defined_after_the_function_defers_the_judgement() -> None:
 
 
 def test_at_the_token_limit_the_best_judged_answer_replaces_an_unjudged_one() -> None:
-    table: dict[int, bytes] = {}
-    prompt = _tokens(f"Complete it.\n\n```python\n{PROMPT_CODE}```", table)
-    v = DocExamplesVerifier(table.__getitem__, max_rejections=3)
-    v.begin(prompt, None)
+    table, v = _started(max_rejections=3)
     intro = _tokens("Sure:\n```python\n", table)
     nearly = _tokens(
         "def add(xs, k):\n    return [x + k for x in xs] if k != 2 else []\n```", table
