@@ -39,6 +39,10 @@ def _key(config: EvalConfig) -> tuple[str, str, str]:
     return config.model, config.verifier, config.strategy
 
 
+def _decoding(config: EvalConfig) -> str:
+    return "greedy" if config.temperature == 0 else f"T={config.temperature:g}, seed {config.seed}"
+
+
 def _variant(path: Path, config: EvalConfig) -> str:
     """What a file name adds after ``<model>_<verifier>_<strategy>``: an earlier variant of the
     same configuration kept for comparison (e.g. ``_judged-at-fence``); "" for the current one."""
@@ -46,7 +50,10 @@ def _variant(path: Path, config: EvalConfig) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in raw)
     for stem in (raw, safe):
         if path.stem.startswith(stem):
-            return path.stem.removeprefix(stem).lstrip("_")
+            rest = path.stem.removeprefix(stem).lstrip("_")
+            if config.temperature > 0:  # `eval humaneval`'s name for a sampled run
+                rest = rest.removeprefix(f"t{config.temperature:g}-seed{config.seed}").lstrip("_")
+            return rest
     return ""
 
 
@@ -57,6 +64,8 @@ def _label(run: dict[str, Any]) -> str:
         verifier = verifier.split("=")[0] + "=cross-fitted head"
         verifier = verifier.replace("latent=cross-fitted head", "latent head")
     label = f"{size} {verifier} {run['strategy']}" if verifier != "none" else f"{size} plain"
+    if run.get("decoding", "greedy") != "greedy":
+        label += f" [{run['decoding']}]"
     return f"{label} ({run['variant']})" if run.get("variant") else label
 
 
@@ -65,15 +74,26 @@ def build(paths: list[Path]) -> list[dict[str, Any]]:
     outcome = {
         p: {r["task_id"]: bool(r["passed"]) for r in recs} for p, (_, recs) in loaded.items()
     }
-    refs = {_key(c): p for p, (c, _) in sorted(loaded.items(), reverse=True) if not _variant(p, c)}
+    # the reference runs, by configuration and decoding: a sampled run is compared with the
+    # 0.5B plain run sampled the same way (same temperature and seed), and with the 1.5B's
+    # greedy run, the issue's reference
+    refs = {
+        (_key(c), _decoding(c)): p
+        for p, (c, recs) in sorted(loaded.items(), reverse=True)
+        if not _variant(p, c)
+    }
     runs = []
     for path, (config, records) in loaded.items():
         run = summarise(config, records)
         run["results_file"] = path.name
         run["variant"] = _variant(path, config)
+        run["decoding"] = _decoding(config)
         run["complete"] = len(records) == 164
         mine = outcome[path]
-        for tag, ref in (("vs_0_5b_plain", BASE), ("vs_1_5b_plain", REFERENCE)):
+        for tag, ref in (
+            ("vs_0_5b_plain", (BASE, run["decoding"])),
+            ("vs_1_5b_plain", (REFERENCE, "greedy")),
+        ):
             if ref in refs and refs[ref] != path:
                 p = paired(mine, outcome[refs[ref]])
                 run[tag] = {
@@ -84,7 +104,13 @@ def build(paths: list[Path]) -> list[dict[str, Any]]:
                 }
         runs.append(run)
     runs.sort(
-        key=lambda r: (r["model"], r["verifier"] != "none", bool(r["variant"]), -r["pass_at_1"])
+        key=lambda r: (
+            r["model"],
+            r["decoding"] != "greedy",
+            r["verifier"] != "none",
+            bool(r["variant"]),
+            -r["pass_at_1"],
+        )
     )
     return runs
 
@@ -112,7 +138,7 @@ def chart(runs: list[dict[str, Any]], out: Path) -> None:
             fontsize=9,
         )
     ax.set_xlim(0, 1)
-    ax.set_xlabel("HumanEval pass@1 (greedy; bars: 95% Wilson interval)")
+    ax.set_xlabel("HumanEval pass@1 (greedy unless marked; bars: 95% Wilson interval)")
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -157,8 +183,10 @@ def markdown(runs: list[dict[str, Any]]) -> str:
     out = [
         "# HumanEval pass@1: Qwen2.5-Coder-0.5B with verifiers against 1.5B plain",
         "",
-        "All 164 problems, the same chat prompt (whole function in one fenced block), greedy "
-        "decoding, max 384 tokens, hidden tests run in the sandbox after generation only. "
+        "The same chat prompt (whole function in one fenced block), max 384 tokens, hidden "
+        "tests run in the sandbox after generation only; all 164 problems and greedy decoding "
+        "unless the row says otherwise (n; `[T=.., seed ..]`: sampled, compared with 0.5B "
+        "plain sampled the same way on the same problems, and with 1.5B greedy). "
         "Measured on this 2-core CPU (llama.cpp, Q4_K_M); tokens/s are medians per problem "
         "and only comparable within this table.",
         "",

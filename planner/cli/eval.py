@@ -49,6 +49,21 @@ def eval_group() -> None:
 )
 @click.option("--max-tokens", type=click.IntRange(16, 4096), default=384, show_default=True)
 @click.option(
+    "--temperature",
+    type=click.FloatRange(0.0, 5.0),
+    default=0.0,
+    show_default=True,
+    help="0: greedy. VGB needs sampling (> 0): under greedy decoding its walk proposes the "
+    "same continuation again after each step back.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31 - 1),
+    default=0,
+    show_default=True,
+    help="Sampling seed (the same for every problem); with it a sampled run repeats exactly.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -79,12 +94,14 @@ def humaneval(
     strategy: str,
     limit: int | None,
     max_tokens: int,
+    temperature: float,
+    seed: int,
     out: Path | None,
     server: str | None,
     concurrency: int,
     summary: Path | None,
 ) -> None:
-    """pass@1 on HumanEval's 164 problems (greedy), with a 95% confidence interval."""
+    """pass@1 on HumanEval's 164 problems (greedy by default), with a 95% confidence interval."""
     from planner.quality.harness import (
         EvalConfig,
         record_summary,
@@ -92,11 +109,25 @@ def humaneval(
         run_humaneval_served,
     )
 
-    config = EvalConfig(model=model, verifier=verifier, strategy=strategy, max_tokens=max_tokens)
-    if out is None:
-        safe = "".join(
-            ch if ch.isalnum() or ch in "-._" else "_" for ch in f"{model}_{verifier}_{strategy}"
+    config = EvalConfig(
+        model=model,
+        verifier=verifier,
+        strategy=strategy,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+    if strategy == "vgb" and temperature == 0:
+        click.echo(
+            "warning: VGB under greedy decoding proposes the same continuation after each step "
+            "back; pass --temperature (e.g. 0.7) to let its walk explore",
+            err=True,
         )
+    if out is None:
+        name = f"{model}_{verifier}_{strategy}"
+        if temperature > 0:
+            name += f"_t{temperature:g}-seed{seed}"
+        safe = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in name)
         out = Path("out/eval") / f"{safe}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with _progress_bar(f"{model} {verifier} {strategy}", limit or 164) as progress:

@@ -92,8 +92,14 @@ def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
                 f"{mine['scoring']}; run `backplan eval rescore {path}` first, then resume"
             )
     if header != mine:
+        theirs = header if isinstance(header, dict) else {}
+        differ = ", ".join(
+            f"{k} {theirs.get(k)!r} there, {v!r} here"
+            for k, v in mine.items()
+            if theirs.get(k) != v
+        )
         raise UsageError(
-            f"{path} holds results of another configuration ({header}); pass "
+            f"{path} holds results of another configuration ({differ}); pass "
             "another --out to start a new run"
         )
     return done

@@ -20,7 +20,9 @@ from runtime.verifiers.head import ValueHead
 pytestmark = pytest.mark.integration
 
 
-def backplan(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def backplan(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-c", "from planner.cli import main; main()", *args],
@@ -28,6 +30,7 @@ def backplan(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
         text=True,
         timeout=300,
         env=full_env,
+        cwd=cwd,
     )
 
 
@@ -149,3 +152,27 @@ def test_bad_checksum_leaves_no_partial_file(tmp_path: Path) -> None:
 def test_invalid_option_value(smol_path: Path) -> None:
     proc = backplan("generate", "--threshold", "1.5", "--strategy", "threshold", "hi")
     assert_clean_error(proc, "threshold")
+
+
+def test_sampled_eval_records_its_decoding_and_resumes(smol_path: Path, tmp_path: Path) -> None:
+    """``eval humaneval --temperature --seed``: the decoding is part of the results file's name
+    and header (so a greedy resume cannot mix with it), and a second call finds the problem
+    done instead of generating again."""
+    args = ["eval", "humaneval", "--model", "smollm2-135m", "--verifier", "syntax"]
+    args += ["--strategy", "vgb", "--temperature", "0.7", "--seed", "3"]
+    args += ["--limit", "1", "--max-tokens", "16"]
+    first = backplan(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (out,) = (tmp_path / "out/eval").glob("*.jsonl")
+    assert out.name == "smollm2-135m_syntax_vgb_t0.7-seed3.jsonl"
+    header, *records = [json.loads(ln) for ln in out.read_text().splitlines()]
+    assert (header["config"]["temperature"], header["config"]["seed"]) == (0.7, 3)
+    assert [r["task_id"] for r in records] == ["HumanEval/0"]
+    again = backplan(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert out.read_text().count("\n") == 2  # header and the one problem: nothing regenerated
+
+    greedy = backplan(*args[:8], "--limit", "1", "--max-tokens", "16", "--out", str(out))
+    assert_clean_error(greedy, str(out), "temperature")  # refused; the file untouched
+    assert "warning: VGB under greedy decoding" in greedy.stderr
+    assert out.read_text().count("\n") == 2

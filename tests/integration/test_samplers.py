@@ -13,8 +13,10 @@ from runtime.samplers.choice import SamplingParams
 from runtime.samplers.strategies import ThresholdParams, VGBParams
 from runtime.samplers.trace import Trace
 from runtime.verifiers.base import Verifier
+from runtime.verifiers.factory import shipped_head_for
 from runtime.verifiers.head import ValueHead
 from runtime.verifiers.latent import LatentVerifier
+from runtime.verifiers.separate import SeparateModelVerifier
 
 pytestmark = pytest.mark.integration
 
@@ -105,6 +107,62 @@ def test_rollback_evaluates_only_regenerated_tokens(smol: Model) -> None:
     assert t.main_reevaluated_tokens == 0
     # every pushed token was evaluated exactly once: the prompt, the output, the rolled back
     assert t.main_forward_tokens == t.prompt_tokens + t.emitted_tokens + t.rolled_back_tokens
+
+
+class Recording(Verifier):
+    """Passes everything to ``inner`` and keeps the values it returned, in order."""
+
+    def __init__(self, inner: Verifier) -> None:
+        super().__init__()
+        self.inner = inner
+        self.name, self.needs_hidden = inner.name, inner.needs_hidden
+        self.preferred_block, self.stats = inner.preferred_block, inner.stats
+        self.seen: list[float] = []
+
+    @property
+    def threshold(self) -> float:
+        return self.inner.threshold
+
+    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
+        value = self.inner.begin(prompt_tokens, prompt_hidden)
+        self.seen.append(value)
+        return value
+
+    def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
+        self.inner.extend(tokens, hidden)
+
+    def values(self) -> np.ndarray:
+        out = self.inner.values()
+        self.seen.extend(float(v) for v in out)
+        return out
+
+    def rollback(self, n: int) -> None:
+        self.inner.rollback(n)
+
+
+def test_an_equal_size_verifier_copy_scores_as_the_latent_head(smol: Model) -> None:
+    """The seed's separate-verifier setup with the main model's own weights: a second copy
+    reading the same tokens gives the latent head's values (same hidden states, up to
+    llama.cpp's batch-split rounding), so it buys nothing for twice the weights' memory."""
+    shipped = shipped_head_for("smollm2-135m")
+    assert shipped is not None
+    head = ValueHead.load(shipped)
+    latent = Recording(LatentVerifier(head))
+    copy_model = Model(smol.path, n_gpu_layers=0)
+    separate = Recording(SeparateModelVerifier(copy_model, head, n_threads=2))
+    try:
+        a, ta = _run(smol, "threshold", latent, n=40)
+        b, tb = _run(smol, "threshold", separate, n=40)
+    finally:
+        separate.inner.close()  # type: ignore[attr-defined]
+        copy_model.close()
+    assert a.tokens == b.tokens
+    assert len(latent.seen) == len(separate.seen) > len(a.tokens) // 2
+    assert np.ptp(latent.seen) > 0.01  # the head tells prefixes apart: equal values mean something
+    np.testing.assert_allclose(separate.seen, latent.seen, atol=2e-3)
+    # the cost: the copy evaluates every token again; the latent head evaluates none
+    assert ta.verifier_forward_tokens == 0
+    assert tb.verifier_forward_tokens - tb.verifier_prompt_tokens >= len(b.tokens)
 
 
 def test_latent_head_fitted_on_test_data_steers_away_from_digits(smol: Model) -> None:
