@@ -150,7 +150,8 @@ def gguf_shape(source: Path | GGUFFile) -> ProbeShape:
 def write_synthetic_gguf(
     path: Path, shape: ProbeShape, tokenizer_from: Path | GGUFFile, seed: int
 ) -> None:
-    """A llama model of ``shape`` with random F16 weights and ``tokenizer_from``'s vocabulary.
+    """A llama model of ``shape`` with random F16 weights and ``tokenizer_from``'s vocabulary
+    (and chat template, when it has one).
 
     One random matrix per tensor kind is shared by all layers: speed does not depend on the
     values, and it keeps writing a copy of a large model quick.
@@ -191,6 +192,9 @@ def write_synthetic_gguf(
     merges = field("tokenizer.ggml.merges")
     if isinstance(merges, list):
         w.add_token_merges(merges)
+    template = field("tokenizer.chat_template")
+    if template:  # so the clone takes chat prompts as the donor does (the profiler's)
+        w.add_chat_template(str(template))
     for key, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id)):
         tok = field(f"tokenizer.ggml.{key}_token_id")
         if tok is not None:

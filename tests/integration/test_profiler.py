@@ -117,8 +117,9 @@ def test_quality_and_local_prediction(small_profile) -> None:  # type: ignore[no
 
 
 def test_cpu_probe_on_synthetic_copies(small_profile, smol_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A synthetic copy of SmolLM2's shape loads in llama.cpp with that shape and file type;
-    the probe's line predicts the profiled model; a profile from another CPU is refused."""
+    """A synthetic copy of SmolLM2's shape loads in llama.cpp with that shape, file type and chat
+    template; the probe's line predicts the profiled model; a profile from another CPU is
+    refused."""
     from dataclasses import replace
 
     from hardware_catalog import load_catalog
@@ -149,6 +150,7 @@ def test_cpu_probe_on_synthetic_copies(small_profile, smol_path: Path, tmp_path:
         real.n_head_kv,
         real.n_vocab,
     )
+    assert real.chat_template() and copy.chat_template() == real.chat_template()  # chat prompts
     copy.close()
     real.close()
     steps: list[str] = []
