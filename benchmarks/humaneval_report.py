@@ -105,8 +105,8 @@ def build(paths: list[Path]) -> list[dict[str, Any]]:
         runs.append(run)
     runs.sort(
         key=lambda r: (
-            r["model"],
             r["decoding"] != "greedy",
+            r["model"],
             r["verifier"] != "none",
             bool(r["variant"]),
             -r["pass_at_1"],
@@ -138,7 +138,11 @@ def chart(runs: list[dict[str, Any]], out: Path) -> None:
             fontsize=9,
         )
     ax.set_xlim(0, 1)
-    ax.set_xlabel("HumanEval pass@1 (greedy unless marked; bars: 95% Wilson interval)")
+    ax.set_xlabel("pass@1 (bars: 95% Wilson interval)")
+    ax.set_title("HumanEval; greedy unless marked", fontsize=10)
+    sampled = [i for i, r in enumerate(runs) if r.get("decoding", "greedy") != "greedy"]
+    if sampled and len(sampled) < len(runs):  # the sampled runs below this line
+        ax.axhline(min(sampled) - 0.5, color="black", linewidth=0.8, linestyle="--")
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
