@@ -112,29 +112,14 @@ def synthetic_model(name: str, vocab: Path, work: Path) -> Path:
 
 def engine_tok_s(path: Path, *, tokens: int, repeats: int) -> tuple[float, list[float], int]:
     """Median batch-1 greedy decode tok/s, every layer offloaded when the build can."""
-    import numpy as np
-
-    from runtime.engine.llama import Context, Model, gpu_offload_supported
+    from planner.capacity.cpu_probe import decode_runs_s
+    from runtime.engine.llama import gpu_offload_supported
 
     layers = -1 if gpu_offload_supported() else 0
-    model = Model(path, n_gpu_layers=layers)
-    ctx = Context(model, n_ctx=tokens + 64, n_batch=64)
-    try:
-        prompt = model.tokenize("def add(a, b):\n    return", add_special=False)
-        runs = []
-        for _ in range(repeats + 1):  # the first run warms up: not counted
-            ctx.reset()
-            ctx.decode(prompt)
-            tok = int(np.argmax(ctx.logits()))
-            t0 = time.perf_counter()
-            for _ in range(tokens):
-                ctx.decode_one(tok)
-                tok = int(np.argmax(ctx.logits()))
-            runs.append(tokens / (time.perf_counter() - t0))
-        return statistics.median(runs[1:]), [round(r, 1) for r in runs[1:]], layers
-    finally:
-        ctx.close()
-        model.close()
+    runs = [
+        1.0 / s for s in decode_runs_s(path, tokens=tokens, repeats=repeats, n_gpu_layers=layers)
+    ]
+    return statistics.median(runs), [round(r, 1) for r in runs], layers
 
 
 def main() -> None:

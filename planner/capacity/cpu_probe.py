@@ -232,11 +232,23 @@ def write_synthetic_gguf(
 def time_decode_s(
     path: Path, *, tokens: int = 32, repeats: int = 5, threads: int | None = None
 ) -> float:
-    """Median seconds per batch-1 decoded token (greedy, the engine's hot path)."""
+    """Median seconds per batch-1 decoded token (greedy, the engine's hot path), on the CPU."""
+    return statistics.median(decode_runs_s(path, tokens=tokens, repeats=repeats, threads=threads))
+
+
+def decode_runs_s(
+    path: Path,
+    *,
+    tokens: int = 32,
+    repeats: int = 5,
+    threads: int | None = None,
+    n_gpu_layers: int = 0,
+) -> list[float]:
+    """Seconds per batch-1 greedy decoded token in each of ``repeats`` runs (after a warm-up)."""
     from runtime.engine.llama import Context, Model
 
-    model = Model(path, n_gpu_layers=0)
-    ctx = Context(model, n_ctx=256, n_batch=64, n_threads=threads)
+    model = Model(path, n_gpu_layers=n_gpu_layers)
+    ctx = Context(model, n_ctx=max(256, tokens + 64), n_batch=64, n_threads=threads)
     try:
         prompt = model.tokenize("def add(a, b):\n    return", add_special=False)
         runs = []
@@ -249,7 +261,7 @@ def time_decode_s(
                 ctx.decode_one(tok)
                 tok = int(np.argmax(ctx.logits()))
             runs.append((time.perf_counter() - t0) / tokens)
-        return statistics.median(runs[1:])
+        return runs[1:]
     finally:
         ctx.close()
         model.close()
