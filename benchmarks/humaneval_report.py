@@ -21,7 +21,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.quality.harness import EvalConfig, summarise  # noqa: E402
+from planner.quality.harness import (  # noqa: E402
+    EvalConfig,
+    decoding_tag,
+    results_stem,
+    summarise,
+)
 from planner.quality.stats import paired  # noqa: E402
 from runtime.atomic import write_text_atomic  # noqa: E402
 
@@ -47,12 +52,11 @@ def _variant(path: Path, config: EvalConfig) -> str:
     """What a file name adds after ``<model>_<verifier>_<strategy>``: an earlier variant of the
     same configuration kept for comparison (e.g. ``_judged-at-fence``); "" for the current one."""
     raw = f"{config.model}_{config.verifier}_{config.strategy}"
-    safe = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in raw)
-    for stem in (raw, safe):
+    for stem in (raw, results_stem(config.model_copy(update={"temperature": 0.0}))):
         if path.stem.startswith(stem):
             rest = path.stem.removeprefix(stem).lstrip("_")
             if config.temperature > 0:  # `eval humaneval`'s name for a sampled run
-                rest = rest.removeprefix(f"t{config.temperature:g}-seed{config.seed}").lstrip("_")
+                rest = rest.removeprefix(decoding_tag(config)).lstrip("_")
             return rest
     return ""
 

@@ -105,6 +105,7 @@ def humaneval(
     from planner.quality.harness import (
         EvalConfig,
         record_summary,
+        results_stem,
         run_humaneval,
         run_humaneval_served,
     )
@@ -124,11 +125,7 @@ def humaneval(
             err=True,
         )
     if out is None:
-        name = f"{model}_{verifier}_{strategy}"
-        if temperature > 0:
-            name += f"_t{temperature:g}-seed{seed}"
-        safe = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in name)
-        out = Path("out/eval") / f"{safe}.jsonl"
+        out = Path("out/eval") / f"{results_stem(config)}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with _progress_bar(f"{model} {verifier} {strategy}", limit or 164) as progress:
         if server is None:

@@ -48,6 +48,20 @@ class EvalConfig(BaseModel):
     scoring: str = SCORING
 
 
+def decoding_tag(config: EvalConfig) -> str:
+    """How a sampled run's results file is marked: ``t0.7-seed0``."""
+    return f"t{config.temperature:g}-seed{config.seed}"
+
+
+def results_stem(config: EvalConfig) -> str:
+    """The default results file's name without ``.jsonl``: model, verifier, strategy and, for
+    a sampled run, its :func:`decoding_tag`; characters a file name may not hold become ``_``."""
+    name = f"{config.model}_{config.verifier}_{config.strategy}"
+    if config.temperature > 0:
+        name += f"_{decoding_tag(config)}"
+    return "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in name)
+
+
 def build_prompt(problem: Problem) -> str:
     return f"{INSTRUCTION}\n\n```python\n{problem.prompt}```"
 
