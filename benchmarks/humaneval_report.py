@@ -83,7 +83,7 @@ def build(paths: list[Path]) -> list[dict[str, Any]]:
     # greedy run, the reference
     refs = {
         (_key(c), _decoding(c)): p
-        for p, (c, recs) in sorted(loaded.items(), reverse=True)
+        for p, (c, _) in sorted(loaded.items(), reverse=True)
         if not _variant(p, c)
     }
     runs = []
