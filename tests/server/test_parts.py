@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from runtime.server.engine import SlotPool, StopMatcher
+from runtime.server.jobs import SlotPool, StopMatcher
 from runtime.server.settings import ServerSettings, option_specs
 
 pytestmark = pytest.mark.integration
