@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.engine.llama import Model, _lib, default_threads
+from runtime.engine.llama import Model, _lib, init_context
 from runtime.errors import ContextOverflowError, EngineError
 
 log = logging.getLogger(__name__)
@@ -58,18 +58,14 @@ class BatchEngine:
         lib = _lib()
         self.model = model
         self.n_slots = n_slots
-        params = lib.llama_context_default_params()
-        params.n_ctx = n_ctx_per_slot * n_slots
-        params.n_batch = n_batch
-        params.n_ubatch = n_batch
-        params.n_seq_max = n_slots
-        threads = n_threads or default_threads()
-        params.n_threads = threads
-        params.n_threads_batch = threads
-        params.embeddings = embeddings
-        params.pooling_type = lib.LLAMA_POOLING_TYPE_NONE
-        params.no_perf = True
-        self._ctx = lib.llama_init_from_model(model.handle, params)
+        self._ctx = init_context(
+            model,
+            n_ctx=n_ctx_per_slot * n_slots,
+            n_batch=n_batch,
+            n_seq_max=n_slots,
+            embeddings=embeddings,
+            n_threads=n_threads,
+        )
         if not self._ctx:
             raise EngineError(
                 f"llama.cpp could not create a context for {n_slots} slots of "

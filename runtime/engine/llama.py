@@ -217,6 +217,35 @@ class Model:
         return self._model
 
 
+def init_context(
+    model: Model,
+    *,
+    n_ctx: int,
+    n_batch: int,
+    n_seq_max: int,
+    embeddings: bool,
+    n_threads: int | None,
+) -> Any:
+    """A llama.cpp context on ``model`` (the C handle), or ``None`` when llama.cpp refuses.
+
+    One place for the parameters backplan always sets: pooling NONE (a hidden state per token),
+    ``n_ubatch`` = ``n_batch``, every thread for both prompt and decode, no perf counters.
+    """
+    lib = _lib()
+    params = lib.llama_context_default_params()
+    params.n_ctx = n_ctx
+    params.n_batch = n_batch
+    params.n_ubatch = n_batch
+    params.n_seq_max = n_seq_max
+    threads = n_threads or default_threads()
+    params.n_threads = threads
+    params.n_threads_batch = threads
+    params.embeddings = embeddings
+    params.pooling_type = lib.LLAMA_POOLING_TYPE_NONE
+    params.no_perf = True
+    return lib.llama_init_from_model(model.handle, params)
+
+
 class Context:
     """One sequence's KV cache on a :class:`Model`, with decode, logits, hidden states, rollback.
 
@@ -235,18 +264,14 @@ class Context:
     ) -> None:
         lib = _lib()
         self.model = model
-        params = lib.llama_context_default_params()
-        params.n_ctx = n_ctx
-        params.n_batch = n_batch
-        params.n_ubatch = n_batch
-        params.n_seq_max = 1
-        threads = n_threads or default_threads()
-        params.n_threads = threads
-        params.n_threads_batch = threads
-        params.embeddings = embeddings
-        params.pooling_type = lib.LLAMA_POOLING_TYPE_NONE
-        params.no_perf = True
-        self._ctx = lib.llama_init_from_model(model.handle, params)
+        self._ctx = init_context(
+            model,
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            n_seq_max=1,
+            embeddings=embeddings,
+            n_threads=n_threads,
+        )
         if not self._ctx:
             raise EngineError(
                 f"llama.cpp could not create a context of {n_ctx} tokens; try a smaller --n-ctx"
