@@ -8,26 +8,19 @@ from pathlib import Path
 
 import click
 
+from planner.cli.progress import job_progress
+
 
 @contextmanager
 def _progress_bar(label: str, total: int) -> Iterator[Callable[[int, int, int], None]]:
-    """A rich progress bar on stderr; yields the harness's ``progress(done, total, passed)``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """Progress on stderr; yields the harness's ``progress(done, total, passed)``."""
+    with job_progress(f"humaneval {label}", every_s=0.0) as update:
+        update(0, total)
 
-    with Progress(
-        TextColumn("humaneval {task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-    ) as bar:
-        task = bar.add_task(label, total=total)
+        def report(done: int, n: int, passed: int) -> None:
+            update(done, n, f"{passed} passed")
 
-        def progress(done: int, n: int, passed: int) -> None:
-            bar.update(task, completed=done, total=n, description=f"{label}: {passed} passed")
-
-        yield progress
+        yield report
 
 
 @click.group(name="eval")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from planner.cli.options import field_help, validated
+from planner.cli.progress import job_progress
 from planner.profiler.runner import CONFIGS, ProfileRequest
 
 
@@ -98,25 +99,14 @@ def profile(
 
 
 def run_with_progress(req: ProfileRequest):  # type: ignore[no-untyped-def]
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from planner.profiler.runner import run_profile
 
-    with Progress(
-        TextColumn("profile {task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=None)
+    with job_progress("profile", transient=True) as update:
 
-        def progress(label: str, done: int, total: int) -> None:
+        def report(label: str, done: int, total: int) -> None:
             if total > 0:
-                bar.update(task, description=label, completed=done, total=total)
+                update(done, total, label)
             else:  # a phase without a count (quality runs): only say what is happening
-                bar.update(task, description=label)
+                update(note=label)
 
-        return run_profile(req, progress)
+        return run_profile(req, report)

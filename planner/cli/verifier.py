@@ -6,23 +6,12 @@ from pathlib import Path
 
 import click
 
+from planner.cli.progress import job_progress
+
 
 @click.group(name="verifier")
 def verifier_group() -> None:
     """Train value heads: collect rollouts (labelled by tests), fit and calibrate heads."""
-
-
-def _bar(label: str):  # type: ignore[no-untyped-def]
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn(label),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-    )
 
 
 @verifier_group.command()
@@ -80,14 +69,13 @@ def collect(
         label=label,  # type: ignore[arg-type]
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _bar(f"collect {model}") as bar:
-        task = bar.add_task("collect", total=None)
+    with job_progress(f"collect {model}") as update:
         rollouts = run_collect(
             config,
             out,
             from_eval=from_eval,
             limit=limit,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: update(done, total),
         )
     passed = sum(r.passed for r in rollouts)
     click.echo(f"{len(rollouts)} rollouts ({passed} passed) in {out}")
@@ -151,14 +139,14 @@ def train(
     header, rows = load_rollouts(rollouts)
     main = header["model"]
     reader = reader or main
-    with _bar(f"hidden states {reader}") as bar:
-        task = bar.add_task("features", total=len(rows))
+    with job_progress(f"hidden states {reader}") as update:
+        update(0, len(rows))
         feats = rollout_features(
             main,
             reader,
             rows,
             stride=stride,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: update(done, total),
         )
     gen_tokens, gen_cpu_s, gen_wall_s = generation_cost(rows)
     stem = name or (f"{main}-latent" if reader == main else f"{main}-by-{reader}")

@@ -165,6 +165,8 @@ def test_sampled_eval_records_its_decoding_and_resumes(smol_path: Path, tmp_path
     assert first.returncode == 0, first.stderr
     (out,) = (tmp_path / "out/eval").glob("*.jsonl")
     assert out.name == "smollm2-135m_syntax_vgb_t0.7-seed3.jsonl"
+    # stderr is a pipe, not a terminal: progress comes as plain lines a log keeps
+    assert "humaneval smollm2-135m syntax vgb 1/1" in first.stderr
     header, *records = [json.loads(ln) for ln in out.read_text().splitlines()]
     assert (header["config"]["temperature"], header["config"]["seed"]) == (0.7, 3)
     assert [r["task_id"] for r in records] == ["HumanEval/0"]
