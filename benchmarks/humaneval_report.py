@@ -21,12 +21,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.quality.harness import (  # noqa: E402
-    EvalConfig,
-    decoding_tag,
-    results_stem,
-    summarise,
-)
+from planner.quality.harness import decoding_tag, results_stem  # noqa: E402
+from planner.quality.results import EvalConfig, summarise  # noqa: E402
 from planner.quality.stats import paired  # noqa: E402
 from runtime.atomic import write_text_atomic  # noqa: E402
 

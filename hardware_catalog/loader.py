@@ -34,6 +34,7 @@ from hardware_catalog.schema import (
     normalise_name,
 )
 from runtime.errors import BackplanError
+from runtime.files import yaml_problem
 
 #: file name -> section key -> entry model
 CATALOG_FILES: dict[str, dict[str, type[_Sourced]]] = {
@@ -146,7 +147,8 @@ def _parse_yaml(text: str, label: str) -> Any:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise CatalogError(
-            f"{label}: not valid YAML: {exc}; fix the file or remove it", file=label
+            f"{label}: not valid YAML ({yaml_problem(exc)}); fix the file or remove it",
+            file=label,
         ) from exc
 
 

@@ -15,7 +15,8 @@ from runtime.errors import BackplanError
 
 
 class _Group(click.Group):
-    """A click group that turns backplan errors into one line on stderr and an exit code."""
+    """A click group that turns backplan errors, and the operating system's refusals (a
+    file that cannot be written), into one line on stderr and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -23,6 +24,15 @@ class _Group(click.Group):
         except BackplanError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # the machine said no (a path, permissions, a full disk)
+            logging.getLogger(__name__).debug("OS error", exc_info=True)  # -vv shows where
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(
+                f"error: {exc.strerror or exc}{where}; check the path, its permissions and "
+                "free space, then run again",
+                err=True,
+            )
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)

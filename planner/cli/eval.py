@@ -95,13 +95,8 @@ def humaneval(
     summary: Path | None,
 ) -> None:
     """pass@1 on HumanEval's 164 problems (greedy by default), with a 95% confidence interval."""
-    from planner.quality.harness import (
-        EvalConfig,
-        record_summary,
-        results_stem,
-        run_humaneval,
-        run_humaneval_served,
-    )
+    from planner.quality.harness import results_stem, run_humaneval, run_humaneval_served
+    from planner.quality.results import EvalConfig, read_runs, record_summary
 
     config = EvalConfig(
         model=model,
@@ -117,9 +112,10 @@ def humaneval(
             "back; pass --temperature (e.g. 0.7) to let its walk explore",
             err=True,
         )
+    if summary is not None:
+        read_runs(summary)  # a list it cannot be recorded in is refused now, not after hours
     if out is None:
         out = Path("out/eval") / f"{results_stem(config)}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
     with _progress_bar(f"{model} {verifier} {strategy}", limit or 164) as progress:
         if server is None:
             result = run_humaneval(config, out, limit=limit, progress=progress)
@@ -149,10 +145,12 @@ def humaneval(
 def rescore(results: Path, summary: Path | None) -> None:
     """Test a results file's stored completions again under the current scoring (no
     generation): e.g. after the harness learned to ignore a model's own test scaffolding."""
-    from planner.quality.harness import read_results_file, record_summary
     from planner.quality.harness import rescore as rescore_file
+    from planner.quality.results import read_results_file, read_runs, record_summary
 
     loaded = read_results_file(results)  # a bad file fails here, before the progress bar
+    if summary is not None:
+        read_runs(summary)  # and a bad runs list before the results file is rewritten
     with _progress_bar(f"rescore {results.name}", len(loaded[1])) as progress:
         config, result = rescore_file(results, loaded, progress=progress)
     if summary is not None:
@@ -165,10 +163,16 @@ def rescore(results: Path, summary: Path | None) -> None:
 @click.argument("b", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def compare(a: Path, b: Path) -> None:
     """Paired comparison of two results files: which problems flip, McNemar's exact test."""
-    from planner.quality.harness import load_results
+    from planner.quality.results import load_results
     from planner.quality.stats import paired
+    from runtime.errors import UsageError
 
     ra, rb = load_results(a), load_results(b)
+    if not set(ra) & set(rb):
+        raise UsageError(
+            f"{a} and {b} share no problem ({len(ra)} and {len(rb)} results); "
+            "compare two runs over the same problems"
+        )
     p = paired(ra, rb)
     click.echo(
         f"{p.n} problems in both: A {p.a_only + p.both} passed, B {p.b_only + p.both}; "

@@ -77,10 +77,10 @@ from planner.recommend.workload import Workload
 @click.option(
     "--quality",
     "quality_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("benchmarks/results/humaneval.json"),
-    show_default=True,
-    help="Locally measured pass@1 (overrides published figures when present).",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Locally measured pass@1, a runs list of `backplan eval` (overrides published "
+    "figures; default: benchmarks/results/humaneval.json when present).",
 )
 @click.option("--top", type=click.IntRange(1, 100), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -94,7 +94,7 @@ def plan(
     workload_file: Path | None,
     catalog_dir: Path | None,
     profile_file: Path | None,
-    quality_file: Path,
+    quality_file: Path | None,
     top: int,
     as_json: bool,
     out: Path | None,
@@ -117,6 +117,7 @@ def plan(
         else make_workload(given, where="flags")
     )
     profile = load_profile(profile_file) if profile_file else None
+    quality_file = quality_file or Path("benchmarks/results/humaneval.json")
     result = make_plan(
         workload, catalog_dir=catalog_dir, profile=profile, quality_file=quality_file, top=top
     )

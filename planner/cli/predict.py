@@ -87,6 +87,10 @@ def predict(
     from planner.capacity.verifier import DEFAULT_COSTS, step_seconds
     from runtime.errors import UsageError
 
+    if local_profile is None and (calibration_profiles or probe):
+        raise UsageError("--calibrate and --probe work with --local PROFILE; add it or drop them")
+    if params_b is not None and not 0.001 <= params_b <= 2000:  # NaN fails too
+        raise UsageError(f"--params {params_b} is not a model size; give billions, 0.001-2000")
     catalog = load_catalog(Path(catalog_dir) if catalog_dir else None)
     if local_profile is not None:
         from planner.capacity.prediction import predict_from_profile, probe_for

@@ -359,7 +359,8 @@ def _measure_quality(
     progress: Progress | None,
 ) -> None:
     """pass@1 of each configuration on the first ``req.quality`` HumanEval problems."""
-    from planner.quality.harness import EvalConfig, run_humaneval
+    from planner.quality.harness import run_humaneval
+    from planner.quality.results import EvalConfig
 
     for cfg, entry in zip(configs, entries, strict=True):
         ecfg = EvalConfig(

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from planner.quality.dataset import Problem, load_humaneval
-from planner.quality.stats import wilson_interval
+from planner.quality.results import (
+    EvalConfig,
+    parse_results,
+    read_results_file,
+    summarise,
+)
 from runtime.atomic import write_text_atomic
 from runtime.errors import UsageError
+from runtime.files import read_text
 from runtime.sandbox import Limits, run_program
 from runtime.verifiers.program import program_for
 
@@ -27,25 +30,8 @@ INSTRUCTION = (
     "Complete the following Python function. Reply with the whole function in one "
     "```python code block."
 )
-#: How a reply is turned into the program the hidden tests run: ``definitions-v1`` keeps the
-#: code block's definitions (imports, functions, classes, the constants they read).
-SCORING = "definitions-v1"
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|\Z)", re.DOTALL)
-
-
-class EvalConfig(BaseModel):
-    """What is evaluated; stored as the results file's header so a resume cannot mix runs."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    verifier: str = "none"
-    strategy: str = "plain"
-    max_tokens: int = Field(384, ge=16, le=4096)
-    temperature: float = 0.0
-    seed: int = 0
-    prompt_format: str = "chat-fenced-v1"
-    scoring: str = SCORING
+_OTHER_OUT = "pass another --out"
 
 
 def decoding_tag(config: EvalConfig) -> str:
@@ -84,21 +70,12 @@ def check_source(problem: Problem, program: str) -> str:
 def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return {}
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if not lines:
+    header, records = parse_results(path, read_text(path, what="results file", fix=_OTHER_OUT))
+    if header is None:
         return {}
-    try:
-        header = json.loads(lines[0]).get("config")
-        done = {}
-        for ln in lines[1:]:
-            rec = json.loads(ln)
-            done[rec["task_id"]] = rec
-    except (json.JSONDecodeError, KeyError, AttributeError):
-        raise UsageError(
-            f"{path} is not a backplan eval results file; pass another --out"
-        ) from None
+    done = {rec["task_id"]: rec for rec in records}
     mine = config.model_dump()
-    if isinstance(header, dict) and header.get("scoring") != mine["scoring"]:
+    if header.get("scoring") != mine["scoring"]:
         same = {k: v for k, v in header.items() if k != "scoring"}
         if same == {k: v for k, v in mine.items() if k != "scoring"}:
             raise UsageError(
@@ -106,7 +83,7 @@ def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
                 f"{mine['scoring']}; run `backplan eval rescore {path}` first, then resume"
             )
     if header != mine:
-        theirs = header if isinstance(header, dict) else {}
+        theirs = header
         differ = ", ".join(
             f"{k} {theirs.get(k)!r} there, {v!r} here"
             for k, v in mine.items()
@@ -311,32 +288,6 @@ def run_humaneval_served(
     return summarise(config, [done[p.task_id] for p in problems])
 
 
-def read_results_file(path: Path) -> tuple[EvalConfig, list[dict[str, Any]]]:
-    """A results file's configuration (re-labelled with today's :data:`SCORING`) and records;
-    a :class:`UsageError` naming the file if it is not one ``backplan eval humaneval`` wrote."""
-    if not path.is_file():
-        raise UsageError(f"{path} does not exist; pass a results file of `backplan eval humaneval`")
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    try:
-        header = dict(json.loads(lines[0])["config"])
-        records = [json.loads(ln) for ln in lines[1:]]
-        header["scoring"] = SCORING
-        config = EvalConfig(**header)
-        needed = ("task_id", "completion", "rollbacks", "forward_per_emitted")
-        if any(k not in r for r in records for k in needed):
-            raise KeyError("a record lacks a field")
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
-        raise UsageError(
-            f"{path} is not a backplan eval results file; pass one written by "
-            "`backplan eval humaneval`"
-        ) from None
-    known = {p.task_id for p in load_humaneval()}
-    unknown = sorted({r["task_id"] for r in records} - known)
-    if unknown:
-        raise UsageError(f"{path} holds tasks HumanEval lacks ({unknown[0]}, ...)")
-    return config, records
-
-
 def rescore(
     path: Path,
     results: tuple[EvalConfig, list[dict[str, Any]]] | None = None,
@@ -361,42 +312,3 @@ def rescore(
     body = "".join(json.dumps(r) + "\n" for r in records)
     write_text_atomic(path, json.dumps({"config": config.model_dump()}) + "\n" + body)
     return config, summarise(config, records)
-
-
-def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
-    n = len(records)
-    passed = sum(1 for r in records if r["passed"])
-    lo, hi = wilson_interval(passed, n)
-    tok_s = [r["tok_s"] for r in records if r.get("tok_s")]
-    return {
-        **config.model_dump(),
-        "n": n,
-        "passed": passed,
-        "pass_at_1": round(passed / n, 4) if n else 0.0,
-        "ci95": [round(lo, 4), round(hi, 4)],
-        "tok_s": round(statistics.median(tok_s), 2) if tok_s else None,
-        "backtracks_per_problem": round(sum(r["rollbacks"] for r in records) / n, 3) if n else 0.0,
-        "forward_per_emitted": round(statistics.mean(r["forward_per_emitted"] for r in records), 4)
-        if n
-        else 0.0,
-    }
-
-
-def record_summary(summary_file: Path, summary: dict[str, Any]) -> None:
-    """Add or replace this configuration's run in a results JSON list (atomically)."""
-    runs: list[dict[str, Any]] = []
-    if summary_file.exists():
-        try:
-            runs = json.loads(summary_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise UsageError(f"{summary_file} is not valid JSON; fix or move it") from None
-    key = ("model", "verifier", "strategy", "max_tokens", "prompt_format")
-    runs = [r for r in runs if tuple(r.get(k) for k in key) != tuple(summary[k] for k in key)]
-    runs.append(summary)
-    write_text_atomic(summary_file, json.dumps(runs, indent=2) + "\n")
-
-
-def load_results(path: Path) -> dict[str, bool]:
-    """task_id -> passed, from a results file (for paired comparisons)."""
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    return {rec["task_id"]: bool(rec["passed"]) for rec in map(json.loads, lines[1:])}

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hardware_catalog import Catalog, find_gpu, find_model, find_pue, find_region, load_catalog
 from planner.capacity.verifier import DEFAULT_COSTS, VerifierCost, VerifierKind, cost_from_profile
+from planner.quality.results import RunSummary, read_runs
 from planner.recommend.evaluate import Candidate, Context, evaluate
 from planner.recommend.workload import Workload
 from runtime.errors import UsageError
@@ -43,16 +43,20 @@ class PlanResult(BaseModel):
 
 def measured_quality(path: Path | None) -> dict[tuple[str, str], float]:
     """(model, verifier) -> pass@1 from a humaneval.json of ``backplan eval`` runs, if any."""
-    if path is None or not path.is_file():
+    if path is None:
         return {}
-    try:
-        runs = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path} is not readable JSON ({exc}); fix or remove it") from None
     out: dict[tuple[str, str], float] = {}
-    for run in runs if isinstance(runs, list) else []:
-        if {"model", "verifier", "pass_at_1"} <= set(run) and int(run.get("n", 0)) >= 100:
-            parts = [p.strip().partition("=")[0] for p in str(run["verifier"]).split("+")]
+    for i, raw in enumerate(read_runs(path), 1):
+        try:
+            run = RunSummary.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise UsageError(
+                f"{path}: run {i}: field {'.'.join(map(str, err['loc']))}: {err['msg']}; "
+                "fix it or pass another --quality"
+            ) from None
+        if run.n >= 100:
+            parts = [p.strip().partition("=")[0] for p in run.verifier.split("+")]
             if parts == ["none"]:
                 kind = "none"
             elif any(p.startswith("model:") for p in parts):
@@ -61,8 +65,8 @@ def measured_quality(path: Path | None) -> dict[tuple[str, str], float]:
                 kind = "latent"
             else:  # programmatic checks only (syntax, examples): not a planned verifier kind
                 continue
-            key = (str(run["model"]), kind)
-            out[key] = max(out.get(key, 0.0), float(run["pass_at_1"]))
+            key = (run.model, kind)
+            out[key] = max(out.get(key, 0.0), run.pass_at_1)
     return out
 
 

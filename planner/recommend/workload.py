@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from runtime.errors import UsageError
+from runtime.files import read_text, yaml_problem
 
 VerifierOption = Literal["none", "latent", "separate"]
 ALL_VERIFIERS: tuple[VerifierOption, ...] = ("none", "latent", "separate")
@@ -39,14 +47,31 @@ class Workload(BaseModel):
     budget_usd: float | None = Field(None, gt=0, description="Most capex to spend.")
     power_cap_w: float | None = Field(None, gt=0, description="Most power to draw (GPUs+host).")
     region: str = Field("us-average", description="Electricity price and grid carbon.")
-    pue: str | float = Field("small-server-room", description="A PUE preset or a number.")
+    pue: str | float = Field("small-server-room", description="A PUE preset or a number (1-3).")
     years: float = Field(3, gt=0, le=10, description="Amortisation horizon.")
     ops_usd_per_year: float = Field(0, ge=0, description="Operations cost per year.")
-    models: list[str] | None = Field(None, description="Models to consider (default: coders).")
-    gpus: list[str] | None = Field(None, description="GPUs to consider (default: all).")
-    gpu_counts: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
-    quants: list[str] = Field(default_factory=lambda: ["Q4_K_M", "Q8_0"])
-    verifiers: list[VerifierOption] = Field(default_factory=lambda: list(ALL_VERIFIERS))
+    models: list[str] | None = Field(
+        None, min_length=1, description="Models to consider (default: coders)."
+    )
+    gpus: list[str] | None = Field(
+        None, min_length=1, description="GPUs to consider (default: all)."
+    )
+    gpu_counts: list[Annotated[int, Field(ge=1, le=64)]] = Field(
+        default_factory=lambda: [1, 2, 4, 8], min_length=1, description="GPUs per server to try."
+    )
+    quants: list[str] = Field(
+        default_factory=lambda: ["Q4_K_M", "Q8_0"], min_length=1, description="Quantisations."
+    )
+    verifiers: list[VerifierOption] = Field(
+        default_factory=lambda: list(ALL_VERIFIERS), min_length=1, description="Verifier kinds."
+    )
+
+    @field_validator("pue")
+    @classmethod
+    def _pue_range(cls, value: str | float) -> str | float:
+        if isinstance(value, float | int) and not 1.0 <= value <= 3.0:  # NaN fails too
+            raise ValueError(f"a PUE of {value} is impossible: give 1.0-3.0 or a preset's name")
+        return value
 
     @model_validator(mode="after")
     def _demand(self) -> Workload:
@@ -75,12 +100,11 @@ class Workload(BaseModel):
 def load_workload(path: str | Path, **overrides: object) -> Workload:
     """Read a workload YAML; flags given as ``overrides`` win. One clear error if invalid."""
     path = Path(path)
+    text = read_text(path, what="workload file", fix="see the README's example")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise UsageError(f"workload file {path} does not exist; see the README's example") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path} is not valid YAML ({exc}); fix the file") from None
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is not valid YAML ({yaml_problem(exc)}); fix the file") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} must be a mapping of workload fields (see the README)")
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -94,5 +118,6 @@ def make_workload(data: dict[str, object], where: str = "workload") -> Workload:
         err = exc.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "workload"
         raise UsageError(
-            f"{where}: field {field}: {err['msg']}; fix it (see the README's workload format)"
+            f"{where}: field {field}: {err['msg'].removeprefix('Value error, ')}; fix it "
+            "(see the README's workload format)"
         ) from None

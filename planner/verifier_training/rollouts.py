@@ -22,6 +22,7 @@ from planner.quality.dataset import Problem, load_humaneval
 from planner.quality.harness import build_prompt, check_source, extract_program
 from runtime.atomic import write_text_atomic
 from runtime.errors import UsageError
+from runtime.files import read_text
 from runtime.sandbox import run_program
 
 
@@ -56,9 +57,12 @@ class Rollout(BaseModel):
 
 
 def _read(path: Path, config: CollectConfig) -> dict[tuple[str, str], Rollout]:
-    if not path.exists() or not path.read_text(encoding="utf-8").strip():
+    if not path.exists():
         return {}
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    text = read_text(path, what="rollouts file", fix="pass another --out")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return {}
     try:
         header = json.loads(lines[0])["config"]
         rows = [Rollout.model_validate_json(ln) for ln in lines[1:]]
@@ -72,14 +76,15 @@ def _read(path: Path, config: CollectConfig) -> dict[tuple[str, str], Rollout]:
 
 
 def load_rollouts(path: Path) -> tuple[dict[str, Any], list[Rollout]]:
-    if not path.is_file():
-        raise UsageError(f"rollouts file {path} does not exist; run `backplan verifier collect`")
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    text = read_text(path, what="rollouts file", fix="run `backplan verifier collect`")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     try:
         header = json.loads(lines[0])["config"]
         return header, [Rollout.model_validate_json(ln) for ln in lines[1:]]
     except (ValueError, KeyError, TypeError, IndexError):
-        raise UsageError(f"{path} is not a backplan rollouts file") from None
+        raise UsageError(
+            f"{path} is not a backplan rollouts file; pass one `backplan verifier collect` wrote"
+        ) from None
 
 
 def compiles(problem: Problem, completion: str) -> bool:

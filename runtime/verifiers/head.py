@@ -8,6 +8,7 @@ MLP, ``w2``, ``b2``; plus ``metadata``, a JSON string validated by :class:`HeadM
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Literal
 
@@ -189,7 +190,15 @@ class ValueHead:
             with np.load(path, allow_pickle=False) as data:
                 raw = {k: data[k] for k in data.files}
             md = HeadMetadata.model_validate(json.loads(str(raw["metadata"])))
-        except (OSError, ValueError, KeyError, ValidationError) as exc:
+            w1, b1 = raw["w1"], raw["b1"]
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            EOFError,
+            zipfile.BadZipFile,
+            ValidationError,
+        ) as exc:
             raise HeadError(
                 f"{path} is not a valid backplan head file ({type(exc).__name__}); "
                 "re-create it with `backplan verifier train`"
@@ -199,4 +208,4 @@ class ValueHead:
                 f"{path} has head format {md.format_version}, this backplan reads "
                 f"{HEAD_FORMAT_VERSION}; re-train or upgrade backplan"
             )
-        return cls(md, raw["w1"], raw["b1"], raw.get("w2"), raw.get("b2"))
+        return cls(md, w1, b1, raw.get("w2"), raw.get("b2"))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from srvproc import ServerProcess
 
-from planner.quality.harness import EvalConfig, run_humaneval_served
+from planner.quality.harness import run_humaneval_served
+from planner.quality.results import EvalConfig
 from runtime.errors import UsageError
 
 pytestmark = pytest.mark.integration

@@ -78,6 +78,58 @@ def test_workload_file_errors(tmp_path: Path) -> None:
         load_workload(bad)
     with pytest.raises(UsageError, match="does not exist"):
         load_workload(tmp_path / "missing.yaml")
+    bad.write_bytes(bytes(range(256)))
+    with pytest.raises(UsageError, match="not UTF-8 text"):
+        load_workload(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("pue: 0.5\n", "a PUE of 0.5 is impossible"),
+        ("pue: .nan\n", "a PUE of nan is impossible"),
+        ("gpu_counts: [2, 0]\n", "field gpu_counts.1"),
+        ("quants: []\n", "field quants"),
+        ("models: []\n", "field models"),
+        ("developers: [1\n", "at line 2, column 1"),  # YAML errors: one line, with where
+    ],
+)
+def test_impossible_workloads_are_refused_in_one_line(
+    tmp_path: Path, text: str, needle: str
+) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=needle) as exc:
+        load_workload(path)
+    assert "\n" not in str(exc.value)
+
+
+def test_bad_input_to_the_planning_commands_is_one_line_and_a_non_zero_exit(
+    tmp_path: Path,
+) -> None:
+    from planner.cli import _register, cli
+
+    _register()
+    (tmp_path / "a-file").write_text("")
+    bad_runs = tmp_path / "runs.json"
+    bad_runs.write_text(json.dumps([{"model": "m", "verifier": "none", "n": "all"}]))
+    cases = [
+        (["predict", "--gpu", "h100-sxm", "--params", "nan"], "--params nan"),
+        (["predict", "--gpu", "h100-sxm", "--params", "-3"], "--params -3"),
+        (["predict", "--gpu", "h100-sxm", "--model", "qwen2.5-coder-7b", "--probe"], "--local"),
+        (["plan", "--developers", "5", "--quality", str(bad_runs)], "run 1: field n"),
+        (["plan", "--developers", "5", "--quality", str(tmp_path / "typo.json")], "typo.json"),
+        (
+            ["plan", "--developers", "5", "--out", str(tmp_path / "a-file" / "plan.json")],
+            "a-file is a file, not a folder",
+        ),
+    ]
+    for args, needle in cases:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), args
+        (line,) = [ln for ln in result.output.splitlines() if "rror" in ln]
+        assert needle in line, (args, result.output)
 
 
 def test_example_workload_in_readme_is_valid(tmp_path: Path) -> None:

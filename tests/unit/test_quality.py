@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from planner.quality.dataset import load_humaneval
-from planner.quality.harness import (
+from planner.quality.harness import _read, check_source, extract_program, rescore
+from planner.quality.results import (
     SCORING,
     EvalConfig,
-    _read,
-    check_source,
-    extract_program,
-    rescore,
+    read_results_file,
+    read_runs,
+    record_summary,
+    summarise,
 )
 from planner.quality.stats import mcnemar_exact, paired, wilson_interval
 from runtime.errors import UsageError
@@ -64,13 +66,89 @@ def test_statistics_hand_computed() -> None:
     assert (pr.both, pr.a_only, pr.b_only, pr.neither) == (1, 1, 1, 0)
 
 
+def _record(task_id: str, *, passed: bool, **more: object) -> dict[str, object]:
+    return {
+        "task_id": task_id,
+        "passed": passed,
+        "completion": "",
+        "rollbacks": 0,
+        "forward_per_emitted": 1.0,
+        **more,
+    }
+
+
+@pytest.mark.parametrize(
+    ("lines", "why"),
+    [
+        (["hello"], "line 1: not JSON"),
+        (['{"model": "m"}'], 'line 1: no {"config": ...} header'),
+        (["{header}", "{broken"], "line 2: not JSON"),
+        (["{header}", "[1, 2]"], "line 2: Input should be a valid dictionary"),
+        (["{header}", '{"task_id": "HumanEval/0"}'], "line 2: passed: Field required"),
+        (
+            ["{header}", "", '{"task_id": "HumanEval/0", "passed": true, "completion": null}'],
+            "line 3: completion: Input should be a valid string",
+        ),
+    ],
+)
+def test_a_file_that_is_not_a_results_file_is_refused_with_its_line(
+    tmp_path: Path, lines: list[str], why: str
+) -> None:
+    header = json.dumps({"config": EvalConfig(model="m").model_dump()})
+    path = tmp_path / "r.jsonl"
+    text = "".join(ln.replace("{header}", header) + "\n" for ln in lines)
+    path.write_text(text)
+    with pytest.raises(UsageError, match="not a backplan eval results file") as exc:
+        read_results_file(path)
+    assert why in str(exc.value)
+    with pytest.raises(UsageError, match=re.escape(why)):
+        _read(path, EvalConfig(model="m"))  # resuming into it is refused the same way
+    assert path.read_text() == text
+
+
+def test_binary_and_empty_files_are_refused_by_name(tmp_path: Path) -> None:
+    binary = tmp_path / "b.jsonl"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(UsageError, match="b.jsonl is not UTF-8 text"):
+        read_results_file(binary)
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("")
+    with pytest.raises(UsageError, match="e.jsonl is empty"):
+        read_results_file(empty)
+
+
+def test_a_runs_list_must_be_a_list_of_runs(tmp_path: Path) -> None:
+    runs = tmp_path / "runs.json"
+    for text in ("[1]", "{}", '"x"'):
+        runs.write_text(text)
+        with pytest.raises(UsageError, match="not a list of runs"):
+            read_runs(runs)
+    runs.write_text("[")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        read_runs(runs)
+    assert read_runs(tmp_path / "none-yet.json") == []
+
+
+def test_a_sampled_run_does_not_replace_the_greedy_one_in_a_runs_list(tmp_path: Path) -> None:
+    runs = tmp_path / "runs.json"
+    greedy = summarise(EvalConfig(model="m"), [_record("HumanEval/0", passed=True)])
+    sampled = summarise(
+        EvalConfig(model="m", temperature=0.7), [_record("HumanEval/0", passed=False)]
+    )
+    record_summary(runs, greedy)
+    record_summary(runs, sampled)
+    record_summary(runs, {**greedy, "passed": 0})  # the same configuration: replaced
+    stored = json.loads(runs.read_text())
+    assert [(r["temperature"], r["passed"]) for r in stored] == [(0.7, 0), (0.0, 0)]
+
+
 def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     cfg = EvalConfig(model="m")
     out.write_text(
         json.dumps({"config": cfg.model_dump()})
         + "\n"
-        + json.dumps({"task_id": "HumanEval/0", "passed": True})
+        + json.dumps(_record("HumanEval/0", passed=True))
         + "\n"
     )
     assert set(_read(out, cfg)) == {"HumanEval/0"}

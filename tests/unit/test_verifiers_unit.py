@@ -89,6 +89,15 @@ def test_corrupt_head_file_is_a_clear_error(tmp_path: Path) -> None:
         ValueHead.load(bad)
     with pytest.raises(HeadError, match="does not exist"):
         ValueHead.load(tmp_path / "missing.npz")
+    bad.write_bytes(b"PK\x03\x04 a zip header, then nothing")  # a truncated download
+    with pytest.raises(HeadError, match="not a valid backplan head"):
+        ValueHead.load(bad)
+    good = ValueHead.constant(8).save(tmp_path / "good.npz")
+    arrays = dict(np.load(good))
+    del arrays["w1"]  # metadata without weights
+    np.savez(tmp_path / "no-weights.npz", **arrays)
+    with pytest.raises(HeadError, match="not a valid backplan head"):
+        ValueHead.load(tmp_path / "no-weights.npz")
 
 
 def test_constant_head_never_rejects() -> None:

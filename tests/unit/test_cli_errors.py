@@ -1,0 +1,81 @@
+"""The CLI boundary: user mistakes and the operating system's refusals become one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from planner.cli import _Group, _register, cli
+from planner.quality.results import EvalConfig
+
+
+def _error_lines(output: str) -> list[str]:
+    return [ln for ln in output.splitlines() if ln.startswith("error:")]
+
+
+def test_an_os_refusal_is_one_line_naming_the_file() -> None:
+    @click.group(cls=_Group)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def write() -> None:
+        raise PermissionError(13, "Permission denied", "/srv/results.json")
+
+    result = CliRunner().invoke(group, ["write"])
+    assert result.exit_code == 1
+    assert not isinstance(result.exception, PermissionError)  # handled, no traceback
+    (line,) = _error_lines(result.output)
+    assert "Permission denied (/srv/results.json)" in line and "permissions" in line
+
+
+def _results(path: Path, task_ids: list[str]) -> Path:
+    header = json.dumps({"config": EvalConfig(model="m").model_dump()})
+    rows = [
+        json.dumps(
+            {
+                "task_id": t,
+                "passed": True,
+                "completion": "",
+                "rollbacks": 0,
+                "forward_per_emitted": 1.0,
+            }
+        )
+        for t in task_ids
+    ]
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_compare_needs_problems_in_common_and_results_files(tmp_path: Path) -> None:
+    _register()
+    a = _results(tmp_path / "a.jsonl", ["HumanEval/0", "HumanEval/1"])
+    b = _results(tmp_path / "b.jsonl", ["HumanEval/2"])
+    disjoint = CliRunner().invoke(cli, ["eval", "compare", str(a), str(b)])
+    assert disjoint.exit_code == 2
+    (line,) = _error_lines(disjoint.output)
+    assert "share no problem" in line
+    text = tmp_path / "notes.txt"
+    text.write_text("passed: 3\n")
+    wrong = CliRunner().invoke(cli, ["eval", "compare", str(a), str(text)])
+    assert wrong.exit_code == 2
+    (line,) = _error_lines(wrong.output)
+    assert "notes.txt is not a backplan eval results file (line 1: not JSON)" in line
+    same = CliRunner().invoke(cli, ["eval", "compare", str(a), str(a)])
+    assert same.exit_code == 0 and "2 problems in both" in same.output
+
+
+def test_rescore_refuses_a_bad_runs_list_before_touching_the_results(tmp_path: Path) -> None:
+    _register()
+    a = _results(tmp_path / "a.jsonl", ["HumanEval/0"])
+    before = a.read_text()
+    runs = tmp_path / "runs.json"
+    runs.write_text('{"not": "a list"}')
+    result = CliRunner().invoke(cli, ["eval", "rescore", str(a), "--summary", str(runs)])
+    assert result.exit_code == 2
+    (line,) = _error_lines(result.output)
+    assert "runs.json is not a list of runs" in line
+    assert a.read_text() == before and runs.read_text() == '{"not": "a list"}'
