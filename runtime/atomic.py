@@ -24,6 +24,11 @@ def atomic_write(path: str | Path, *, binary: bool = False) -> Iterator[IO[Any]]
         raise UsageError(
             f"cannot write {path}: {blocker} is a file, not a folder; pass another path"
         ) from None
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the folder {path.parent} ({exc.strerror}); pass another path or "
+            "fix its permissions"
+        ) from None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     except OSError as exc:

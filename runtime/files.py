@@ -30,7 +30,9 @@ def read_text(path: str | Path, *, what: str, fix: str) -> str:
 
 def yaml_problem(exc: Exception) -> str:
     """A YAML error in one line: what is wrong and where (``line 3, column 7``)."""
-    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or "invalid YAML"
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    if not problem:  # e.g. a reader error (a control character): its text says it all
+        return (str(exc).strip().splitlines() or ["invalid YAML"])[0]
     mark: Any = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     return f"{problem}{where}"

@@ -7,6 +7,8 @@ One module per command group. This package is the only place that turns
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any
 
 import click
@@ -24,6 +26,9 @@ class _Group(click.Group):
         except BackplanError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:  # `backplan plan --json | head`: the reader left; so do we
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except OSError as exc:  # the machine said no (a path, permissions, a full disk)
             logging.getLogger(__name__).debug("OS error", exc_info=True)  # -vv shows where
             where = f" ({exc.filename})" if exc.filename else ""

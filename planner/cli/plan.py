@@ -77,7 +77,7 @@ from planner.recommend.workload import Workload
 @click.option(
     "--quality",
     "quality_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Locally measured pass@1, a runs list of `backplan eval` (overrides published "
     "figures; default: benchmarks/results/humaneval.json when present).",
@@ -106,6 +106,7 @@ def plan(
     from planner.recommend.report import print_plan
     from planner.recommend.workload import load_workload, make_workload
     from runtime.atomic import write_text_atomic
+    from runtime.errors import UsageError
 
     given = {k: v for k, v in flags.items() if v is not None}
     if isinstance(given.get("pue"), str):
@@ -117,6 +118,11 @@ def plan(
         else make_workload(given, where="flags")
     )
     profile = load_profile(profile_file) if profile_file else None
+    if quality_file is not None and not quality_file.exists():
+        raise UsageError(
+            f"--quality {quality_file} does not exist; pass a runs list that "
+            "`backplan eval humaneval --summary` wrote, or leave it out"
+        )
     quality_file = quality_file or Path("benchmarks/results/humaneval.json")
     result = make_plan(
         workload, catalog_dir=catalog_dir, profile=profile, quality_file=quality_file, top=top

@@ -3,7 +3,7 @@
 rich draws nothing until the end when stderr is not a terminal, so a job started with
 ``nohup ... > job.log 2>&1 &`` (evaluations and verifier training take tens of minutes to
 hours) would show no progress at all. There the same updates become one line each, at most
-one per ``every_s`` seconds, plus every change of description and the last step.
+one per ``every_s`` seconds, plus the last step and the state a job stopped in.
 """
 
 from __future__ import annotations
@@ -36,38 +36,54 @@ def _clock(seconds: float) -> str:
 
 @dataclass
 class _LogLines:
-    """The non-terminal reporter: one plain stderr line per step worth reporting."""
+    """The non-terminal reporter: a plain stderr line at most every ``every_s`` seconds.
+
+    The last step always gets its line, and so does the state a job stopped in (see
+    :meth:`flush`); the start (step 0) does not, so a job refused at once prints only its error.
+    """
 
     label: str
     every_s: float
     done: int | None = None
     total: int | None = None
     note: str = ""
+    counted: bool = False  # False after a note without a count: a phase with no steps
     started_s: float = field(default_factory=time.monotonic)
     last_line_s: float | None = None
+    pending: bool = False  # a change not written yet
 
     def update(
         self, done: int | None = None, total: int | None = None, note: str | None = None
     ) -> None:
-        moved = done is not None and done != self.done
-        noted = note is not None and note != self.note
+        before = (self.done, self.total, self.note, self.counted)
         self.done = self.done if done is None else done
         self.total = self.total if total is None else total
         self.note = self.note if note is None else note
+        self.counted = done is not None or (self.counted and note is None)
+        if (self.done, self.total, self.note, self.counted) == before:
+            return
+        if self.counted and not self.done:
+            return  # nothing done yet
+        self.pending = True
         now = time.monotonic()
-        finished = self.total is not None and self.done == self.total
-        due = self.last_line_s is None or now - self.last_line_s >= self.every_s
-        if noted or (moved and (due or finished)):
-            self.last_line_s = now
-            click.echo(self._line(now), err=True)
+        finished = self.counted and self.done == self.total
+        if finished or self.last_line_s is None or now - self.last_line_s >= self.every_s:
+            self._write(now)
 
-    def _line(self, now: float) -> str:
+    def flush(self) -> None:
+        """Write the last change if the throttle held it back (the job ended or failed)."""
+        if self.pending:
+            self._write(time.monotonic())
+
+    def _write(self, now: float) -> None:
         parts = [self.label]
-        if self.done is not None:
+        if self.counted:
             parts.append(f"{self.done}/{self.total if self.total is not None else '?'}")
         if self.note:
             parts.append(self.note)
-        return " ".join(parts) + f" [{_clock(now - self.started_s)}]"
+        click.echo(" ".join(parts) + f" [{_clock(now - self.started_s)}]", err=True)
+        self.last_line_s = now
+        self.pending = False
 
 
 @contextmanager
@@ -77,7 +93,11 @@ def job_progress(label: str, *, transient: bool = False, every_s: float = 10.0) 
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        yield _LogLines(label, every_s).update
+        lines = _LogLines(label, every_s)
+        try:
+            yield lines.update
+        finally:
+            lines.flush()
         return
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

@@ -68,7 +68,6 @@ def collect(
         max_tokens=max_tokens,
         label=label,  # type: ignore[arg-type]
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     with job_progress(f"collect {model}") as update:
         rollouts = run_collect(
             config,

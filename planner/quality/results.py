@@ -170,11 +170,18 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
 
 def record_summary(summary_file: Path, summary: dict[str, Any]) -> None:
     """Add or replace this configuration's run in a runs list (atomically)."""
-    key = ("model", "verifier", "strategy", "max_tokens", "temperature", "seed", "prompt_format")
-    defaults = {k: EvalConfig.model_fields[k].default for k in key}  # runs from before a field
+    config_keys = ("model", "verifier", "strategy", "max_tokens", "temperature", "seed")
+    key = (*config_keys, "prompt_format", "variant")  # variant: a run kept beside the main one
+    defaults: dict[str, Any] = {k: EvalConfig.model_fields[k].default for k in config_keys}
+    defaults["prompt_format"] = EvalConfig.model_fields["prompt_format"].default
+
+    def value(run: dict[str, Any], k: str) -> Any:
+        if k == "variant":
+            return run.get(k) or ""  # None, "" and absent: the main run
+        return run.get(k, defaults[k])  # runs recorded before a field existed take its default
 
     def same(run: dict[str, Any]) -> bool:
-        return all(run.get(k, defaults[k]) == summary.get(k, defaults[k]) for k in key)
+        return all(value(run, k) == value(summary, k) for k in key)
 
     runs = [r for r in read_runs(summary_file) if not same(r)]
     runs.append(summary)

@@ -53,7 +53,7 @@ def measured_quality(path: Path | None) -> dict[tuple[str, str], float]:
             err = exc.errors()[0]
             raise UsageError(
                 f"{path}: run {i}: field {'.'.join(map(str, err['loc']))}: {err['msg']}; "
-                "fix it or pass another --quality"
+                "fix or move the runs list"
             ) from None
         if run.n >= 100:
             parts = [p.strip().partition("=")[0] for p in run.verifier.split("+")]

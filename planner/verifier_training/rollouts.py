@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from planner.quality.dataset import Problem, load_humaneval
 from planner.quality.harness import build_prompt, check_source, extract_program
+from planner.quality.results import read_results_file
 from runtime.atomic import write_text_atomic
 from runtime.errors import UsageError
 from runtime.files import read_text
@@ -127,24 +128,20 @@ def collect(
     if not done:
         write_text_atomic(out, json.dumps({"config": config.model_dump()}) + "\n")
     for path in from_eval:
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        try:
-            header = json.loads(lines[0])["config"]
-            records = [json.loads(ln) for ln in lines[1:]]
-        except (ValueError, KeyError, IndexError):
-            raise UsageError(f"{path} is not a backplan eval results file") from None
-        if header.get("model") != config.model or header.get("prompt_format") != (
-            config.prompt_format
-        ):
+        header, records = read_results_file(path)
+        if header.model != config.model or header.prompt_format != config.prompt_format:
             raise UsageError(
-                f"{path} holds answers of {header.get('model')} ({header.get('prompt_format')}); "
+                f"{path} holds answers of {header.model} ({header.prompt_format}); "
                 f"import only {config.model}'s answers in {config.prompt_format}"
             )
         tag = f"eval:{path.name}"
         for rec in records:
             if rec["task_id"] in by_id and (rec["task_id"], tag) not in done:
                 ok, status = (
-                    (bool(rec["passed"]), rec["status"])
+                    (
+                        bool(rec["passed"]),
+                        rec.get("status", "passed" if rec["passed"] else "failed"),
+                    )
                     if config.label == "tests"
                     else label(config, by_id[rec["task_id"]], rec["completion"])
                 )
@@ -155,7 +152,9 @@ def collect(
                     passed=ok,
                     status=status,
                     generated_tokens=int(rec.get("emitted_tokens", 0)),
-                    wall_s=rec["emitted_tokens"] / rec["tok_s"] if rec.get("tok_s") else None,
+                    wall_s=rec["emitted_tokens"] / rec["tok_s"]
+                    if rec.get("tok_s") and rec.get("emitted_tokens")
+                    else None,
                 )
                 _append(out, r)
                 done[(r.task_id, r.sample)] = r

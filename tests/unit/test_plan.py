@@ -118,7 +118,10 @@ def test_bad_input_to_the_planning_commands_is_one_line_and_a_non_zero_exit(
         (["predict", "--gpu", "h100-sxm", "--params", "-3"], "--params -3"),
         (["predict", "--gpu", "h100-sxm", "--model", "qwen2.5-coder-7b", "--probe"], "--local"),
         (["plan", "--developers", "5", "--quality", str(bad_runs)], "run 1: field n"),
-        (["plan", "--developers", "5", "--quality", str(tmp_path / "typo.json")], "typo.json"),
+        (
+            ["plan", "--developers", "5", "--quality", str(tmp_path / "typo.json")],
+            "typo.json does not exist",
+        ),
         (
             ["plan", "--developers", "5", "--out", str(tmp_path / "a-file" / "plan.json")],
             "a-file is a file, not a folder",
@@ -128,8 +131,8 @@ def test_bad_input_to_the_planning_commands_is_one_line_and_a_non_zero_exit(
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 2, (args, result.output)
         assert result.exception is None or isinstance(result.exception, SystemExit), args
-        (line,) = [ln for ln in result.output.splitlines() if "rror" in ln]
-        assert needle in line, (args, result.output)
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith("error: ") and needle in line, (args, result.output)
 
 
 def test_example_workload_in_readme_is_valid(tmp_path: Path) -> None:

@@ -137,9 +137,15 @@ def test_a_sampled_run_does_not_replace_the_greedy_one_in_a_runs_list(tmp_path: 
     )
     record_summary(runs, greedy)
     record_summary(runs, sampled)
-    record_summary(runs, {**greedy, "passed": 0})  # the same configuration: replaced
+    kept = {**greedy, "variant": "judged-at-fence"}  # an earlier variant kept beside it
+    record_summary(runs, kept)
+    record_summary(runs, {**greedy, "passed": 0, "variant": ""})  # the same run: replaced
     stored = json.loads(runs.read_text())
-    assert [(r["temperature"], r["passed"]) for r in stored] == [(0.7, 0), (0.0, 0)]
+    assert [(r["temperature"], r.get("variant"), r["passed"]) for r in stored] == [
+        (0.7, None, 0),
+        (0.0, "judged-at-fence", 1),
+        (0.0, "", 0),
+    ]
 
 
 def test_resume_refuses_another_configuration(tmp_path: Path) -> None:

@@ -104,3 +104,40 @@ def test_shipped_crossfit_heads_are_disjoint_from_the_problems_they_score() -> N
             head = ValueHead.load(path.parent / fold["head"])
             assert not set(fold["tasks"]) & set(head.metadata.training_tasks), path
             assert head.metadata.training_cost.tokens_processed > 0
+
+
+def test_importing_eval_answers_labels_them_and_refuses_what_is_not_one(tmp_path: Path) -> None:
+    """``verifier collect --from-eval`` with no samples to generate: no model is loaded."""
+    from planner.quality.results import EvalConfig
+    from planner.verifier_training.rollouts import CollectConfig, collect, load_rollouts
+
+    def results(path: Path, model: str, records: list[dict[str, object]]) -> Path:
+        header = json.dumps({"config": EvalConfig(model=model).model_dump()})
+        path.write_text("\n".join([header, *map(json.dumps, records)]) + "\n")
+        return path
+
+    base = {"completion": "```python\nx = 1\n```", "rollbacks": 0, "forward_per_emitted": 1.0}
+    good = results(
+        tmp_path / "a.jsonl",
+        "m",
+        [
+            {"task_id": "HumanEval/0", "passed": True, "emitted_tokens": 8, "tok_s": 4.0, **base},
+            {"task_id": "HumanEval/1", "passed": False, **base},  # no status, no token counts
+        ],
+    )
+    out = tmp_path / "rollouts.jsonl"
+    config = CollectConfig(model="m", samples=0)
+    rollouts = collect(config, out, from_eval=[good], limit=2)
+    assert [(r.task_id, r.passed, r.status, r.wall_s) for r in rollouts] == [
+        ("HumanEval/0", True, "passed", 2.0),
+        ("HumanEval/1", False, "failed", None),
+    ]
+    assert len(load_rollouts(out)[1]) == 2
+    other = results(tmp_path / "b.jsonl", "another-model", [])
+    with pytest.raises(UsageError, match="import only m's answers"):
+        collect(config, out, from_eval=[other], limit=2)
+    broken = tmp_path / "c.jsonl"
+    broken.write_text('{"config": []}\n')
+    with pytest.raises(UsageError, match="c.jsonl is not a backplan eval results file"):
+        collect(config, out, from_eval=[broken], limit=2)
+    assert len(load_rollouts(out)[1]) == 2  # nothing lost
