@@ -13,10 +13,7 @@ from typing import IO, Any
 from runtime.errors import UsageError
 
 
-@contextmanager
-def atomic_write(path: str | Path, *, binary: bool = False) -> Iterator[IO[Any]]:
-    """Write to a temp file beside ``path``; rename it into place only if the block succeeds."""
-    path = Path(path)
+def _make_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # some folder on the way is a file
@@ -29,6 +26,24 @@ def atomic_write(path: str | Path, *, binary: bool = False) -> Iterator[IO[Any]]
             f"cannot create the folder {path.parent} ({exc.strerror}); pass another path or "
             "fix its permissions"
         ) from None
+
+
+def prepare_output(path: str | Path) -> None:
+    """Check, before a long job, that ``path`` can be written: its folder exists or is made,
+    is writable, and ``path`` is not a folder. A :class:`UsageError` says which and why."""
+    path = Path(path)
+    _make_parent(path)
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder; pass a file name")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"cannot write in {path.parent} (permission denied); pass another path")
+
+
+@contextmanager
+def atomic_write(path: str | Path, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """Write to a temp file beside ``path``; rename it into place only if the block succeeds."""
+    path = Path(path)
+    _make_parent(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     except OSError as exc:

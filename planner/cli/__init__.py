@@ -17,14 +17,20 @@ from runtime.errors import BackplanError
 
 
 class _Group(click.Group):
-    """A click group that turns backplan errors, and the operating system's refusals (a
-    file that cannot be written), into one line on stderr and an exit code."""
+    """A click group that turns backplan errors, click's option checks and the operating
+    system's refusals (a file that cannot be written) into one line on stderr and an exit
+    code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except BackplanError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except click.UsageError as exc:  # click's own checks (ranges, choices, missing args)
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            message = exc.format_message().rstrip(".")
+            click.echo(f"error: {message}; see `{where} --help`", err=True)
             ctx.exit(exc.exit_code)
         except BrokenPipeError:  # `backplan plan --json | head`: the reader left; so do we
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

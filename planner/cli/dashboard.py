@@ -74,11 +74,13 @@ def dashboard(
 ) -> None:
     """Serve the dashboard (plan, profiles, catalogue, compare) on http://127.0.0.1:PORT."""
     from dashboards.config import CATALOG_ENV, PROFILE_ENV
+    from runtime.server.settings import check_port
 
     try:
         import streamlit  # noqa: F401
     except ImportError:
         raise UsageError("streamlit is not installed; run scripts/install") from None
+    check_port("127.0.0.1", port)  # before the banner: streamlit's own message is not one line
     env = dict(os.environ)
     if catalog_dir is not None:
         env[CATALOG_ENV] = str(catalog_dir.expanduser().resolve())

@@ -8,6 +8,7 @@ import sys
 import click
 
 from planner.cli.options import field_help, validated
+from runtime.errors import UsageError
 from runtime.samplers.choice import SamplingParams
 from runtime.samplers.strategies import ThresholdParams, VGBParams
 
@@ -40,7 +41,12 @@ from runtime.samplers.strategies import ThresholdParams, VGBParams
 )
 @click.option("--top-k", type=int, default=None, help=field_help(SamplingParams, "top_k"))
 @click.option("--top-p", type=float, default=None, help=field_help(SamplingParams, "top_p"))
-@click.option("--seed", type=int, default=None, help="Makes sampling and the walk reproducible.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**63 - 1),
+    default=None,
+    help="Makes sampling and the walk reproducible.",
+)
 @click.option(
     "--raw",
     is_flag=True,
@@ -113,6 +119,8 @@ def generate(
     """Generate a reply to PROMPT with a verifier and a backtracking strategy."""
     from runtime.generation import Runtime, RuntimeSettings
 
+    if raw and system is not None:
+        raise UsageError("--system goes into the chat template, which --raw skips; drop one")
     if temperature is None:
         temperature = 0.7 if strategy == "vgb" else 0.0
     sampling = validated(SamplingParams, temperature=temperature, top_k=top_k, top_p=top_p)

@@ -21,8 +21,10 @@ def validated(schema: type[BaseModel], /, **values: Any) -> Any:
         return schema(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise UsageError(f"invalid value for {where}: {err['msg']}") from None
+        loc = [str(x) for x in err["loc"]]
+        where = "--" + loc[0].replace("_", "-") if len(loc) == 1 else ".".join(loc) or "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise UsageError(f"invalid value for {where}: {msg}") from None
 
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

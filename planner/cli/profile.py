@@ -48,7 +48,9 @@ from planner.profiler.runner import CONFIGS, ProfileRequest
     default=None,
     help=field_help(ProfileRequest, "quality"),
 )
-@click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")
+@click.option(
+    "--threads", type=click.IntRange(1, 512), default=None, help="CPU threads (default: all cores)."
+)
 @click.option("--cpu-only", is_flag=True, help="Do not look for a GPU.")
 @click.option(
     "--watts-per-core", type=float, default=None, help=field_help(ProfileRequest, "watts_per_core")
@@ -77,6 +79,7 @@ def profile(
 ) -> None:
     """Profile plain decoding and each backtracking configuration on this machine."""
     from planner.profiler.report import print_profile
+    from runtime.atomic import prepare_output
 
     req = validated(
         ProfileRequest,
@@ -92,6 +95,7 @@ def profile(
         prefer_gpu=not cpu_only,
         watts_per_core=watts_per_core,
     )
+    prepare_output(out)  # a path it could not write is refused before minutes of measuring
     result = run_with_progress(req)
     result.save(out)
     print_profile(result)

@@ -134,10 +134,13 @@ def train(
     from planner.verifier_training.features import rollout_features
     from planner.verifier_training.fit import cross_fit
     from planner.verifier_training.rollouts import load_rollouts
+    from runtime.atomic import prepare_output
 
     header, rows = load_rollouts(rollouts)
     main = header["model"]
     reader = reader or main
+    stem = name or (f"{main}-latent" if reader == main else f"{main}-by-{reader}")
+    prepare_output(out_dir / f"{stem}.crossfit.json")  # refused now, not after the features
     with job_progress(f"hidden states {reader}") as update:
         update(0, len(rows))
         feats = rollout_features(
@@ -148,7 +151,6 @@ def train(
             progress=lambda done, total: update(done, total),
         )
     gen_tokens, gen_cpu_s, gen_wall_s = generation_cost(rows)
-    stem = name or (f"{main}-latent" if reader == main else f"{main}-by-{reader}")
     manifest = cross_fit(
         feats,
         out_dir,

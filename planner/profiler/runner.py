@@ -151,7 +151,7 @@ class ProfileRequest(BaseModel):
         None, ge=1, le=164, description="Also measure pass@1 on the first N HumanEval problems."
     )
     quality_dir: str = Field("out/eval", description="Where per-problem quality results go.")
-    n_threads: int | None = None
+    n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
     prefer_gpu: bool = True
     watts_per_core: float = Field(
         DEFAULT_WATTS_PER_CORE, gt=0, description="CPU energy estimate when RAPL is not readable."

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import ContextOverflowError, EngineError, ModelLoadError
+from runtime.errors import ContextOverflowError, EngineError, ModelLoadError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,11 @@ def quantize_model(src: str | Path, dst: str | Path, file_type: int, *, threads:
 
 def default_threads() -> int:
     """Physical-ish thread count for decoding; BACKPLAN_THREADS overrides."""
-    env = os.environ.get("BACKPLAN_THREADS")
+    env = os.environ.get("BACKPLAN_THREADS", "").strip()
     if env:
-        return max(1, int(env))
+        if not (env.isascii() and env.isdigit()) or int(env) < 1:
+            raise UsageError(f"BACKPLAN_THREADS={env!r} is not a thread count; set 1 or more")
+        return int(env)
     return max(1, os.cpu_count() or 1)
 
 

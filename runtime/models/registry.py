@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -135,6 +136,15 @@ def lookup(name: str) -> ModelSpec | None:
         if key == spec.name.casefold() or key in (a.casefold() for a in spec.aliases):
             return spec
     return None
+
+
+def registry_name(ref: str | Path) -> str | None:
+    """The registry name of a model given by name, alias or path to its GGUF, else ``None``."""
+    spec = lookup(str(ref))
+    if spec is not None:
+        return spec.name
+    file_name = Path(ref).name
+    return next((m.name for m in all_models() if m.filename == file_name), None)
 
 
 def resolve(name: str) -> ModelSpec:

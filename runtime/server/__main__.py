@@ -39,8 +39,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
     except ValidationError as exc:
         e = exc.errors()[0]
         where = "--" + "-".join(str(x) for x in e["loc"][:1]).replace("_", "-")
-        parser.error(f"invalid value for {where}: {e['msg']}")
-        raise  # pragma: no cover - parser.error exits
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        print(f"error: invalid value for {where}: {msg}", file=sys.stderr)  # one line
+        raise SystemExit(2) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -180,6 +180,8 @@ class ServerCore:
         if spec in ("", "none"):
             return "none"
         parts = split_spec(spec)
+        if not parts:
+            raise APIError(400, f"verifier {spec!r} names no verifier", param="backplan.verifier")
         if len(parts) > MAX_VERIFIER_PARTS:
             raise APIError(
                 400,

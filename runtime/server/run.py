@@ -12,11 +12,12 @@ import uvicorn
 
 from runtime.errors import UsageError
 from runtime.models.fetch import model_path
-from runtime.models.registry import lookup
+from runtime.models.registry import registry_name
 from runtime.server.app import create_app
 from runtime.server.engine import ServerCore, split_spec
-from runtime.server.settings import ServerSettings, check_bind
+from runtime.server.settings import ServerSettings, check_bind, check_port
 from runtime.verifiers.factory import shipped_head_for
+from runtime.verifiers.head import ValueHead
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,12 @@ log = logging.getLogger(__name__)
 def precheck(settings: ServerSettings) -> None:
     """Fail fast, before binding, on what would only fail later: bind address, model, verifier."""
     check_bind(settings)
+    check_port(settings.host, settings.port)
     model_path(settings.model)  # fetches a registry model once if it is not cached
-    for name, head in split_spec(settings.verifier):
+    parts = split_spec(settings.verifier)
+    if not parts and settings.verifier.strip():
+        raise UsageError(f"--verifier {settings.verifier!r} names no verifier; e.g. syntax")
+    for name, head in parts:
         if name == "none":
             continue
         if name not in ("syntax", "latent") and not name.startswith("model:"):
@@ -40,16 +45,19 @@ def precheck(settings: ServerSettings) -> None:
                 f"--verifier {name} needs a head (none is shipped for this model): "
                 f"{name}=PATH.npz, or {name}=constant to measure cost without rejecting"
             )
-        if head not in (None, "constant", "shipped") and not Path(head).is_file():
-            raise UsageError(f"head file {head} does not exist (--verifier {name}={head})")
+        if head not in (None, "constant", "shipped"):
+            if not Path(head).is_file():
+                raise UsageError(f"head file {head} does not exist (--verifier {name}={head})")
+            ValueHead.load(head)  # a corrupt head is refused now, not after binding
 
 
 def _shipped(model: str, verifier: str) -> bool:
-    main = lookup(model)
-    reader = lookup(verifier[len("model:") :]) if verifier.startswith("model:") else None
+    """Whether a head is shipped for ``model`` (a name or a registry GGUF's path)."""
+    main = registry_name(model)
+    reader = registry_name(verifier[len("model:") :]) if verifier.startswith("model:") else None
     if main is None or (verifier.startswith("model:") and reader is None):
         return False
-    return shipped_head_for(main.name, reader.name if reader else None) is not None
+    return shipped_head_for(main, reader) is not None
 
 
 class _Server(uvicorn.Server):

@@ -8,6 +8,7 @@ their flags from the same fields, defaults and help text.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import types
 import typing
 from dataclasses import dataclass
@@ -58,6 +59,15 @@ class ServerSettings(BaseModel):
         description="Accept requests bearing this key (Authorization: Bearer KEY); repeatable.",
     )
     parallel: int = Field(4, ge=1, le=64, description="Parallel slots: sequences decoded together.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_blank_key(cls, keys: list[str]) -> list[str]:
+        # `--api-key "$KEY"` with KEY unset must not become a key that an absent header matches
+        if any(not key.strip() for key in keys):
+            raise ValueError("an API key is empty (an unset variable?); pass the key itself")
+        return keys
+
     queue: int = Field(
         32, ge=0, le=4096, description="Requests that may wait for a slot; beyond it: 429."
     )
@@ -100,6 +110,23 @@ def check_bind(settings: ServerSettings) -> None:
         "use the model; pass --api-key KEY (repeatable), or --insecure if the network is "
         "trusted, or --host 127.0.0.1"
     )
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse an address this process cannot listen on, before a banner or a model load."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise UsageError(f"--host {host} is not an address here ({exc.strerror})") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses it or pass "
+                "another --port"
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ SPEC_HELP = (
 def _count(ref: str | None, default: int) -> int:
     if ref is None:
         return default
-    if not ref.isdigit() or not 0 <= int(ref) <= 64:
+    if not (ref.isascii() and ref.isdigit()) or not 0 <= int(ref) <= 64:
         raise UsageError(f"examples={ref}: N must be a whole number of rejections from 0 to 64")
     return int(ref)
 
@@ -43,9 +43,9 @@ HEADS_DIR = Path(__file__).parent / "heads"
 
 
 def _registry_name(model: Model) -> str | None:
-    from runtime.models.registry import all_models
+    from runtime.models.registry import registry_name
 
-    return next((m.name for m in all_models() if m.filename == model.path.name), None)
+    return registry_name(model.path)
 
 
 def shipped_head_path(main: Model, reader: Model | None = None) -> Path | None:
@@ -104,6 +104,8 @@ def build_verifier(
     if not spec or spec == "none":
         return None
     parts = [s.strip() for s in spec.split("+") if s.strip()]
+    if not parts:
+        raise UsageError(f"verifier {spec!r} names no verifier; use {SPEC_HELP}")
     built: list[Verifier] = []
     for part in parts:
         name, _, head_ref = part.partition("=")

@@ -81,10 +81,24 @@ class ValueHead:
         self.w2 = None if w2 is None else np.ascontiguousarray(w2, dtype=np.float32)
         self.b2 = None if b2 is None else np.ascontiguousarray(b2, dtype=np.float32)
         expected_rows = metadata.n_embd
-        if self.w1.shape[0] != expected_rows:
+        if self.w1.ndim != 2 or self.w1.shape[0] != expected_rows:
             raise HeadError(
-                f"head weights have {self.w1.shape[0]} inputs but metadata says "
+                f"head weights have shape {self.w1.shape} but metadata says "
                 f"n_embd={expected_rows}; the head file is inconsistent"
+            )
+        width = self.w1.shape[1]
+        out = (self.w2 if self.w2 is not None else self.w1).shape[-1]
+        if (
+            self.b1.shape != (width,)
+            or (self.w2 is None) != (self.b2 is None)
+            or (self.w2 is not None and self.w2.shape[0] != width)
+            or (self.b2 is not None and self.b2.shape != (out,))
+            or out != 1
+        ):
+            shapes = [None if a is None else a.shape for a in (self.w1, self.b1, self.w2, self.b2)]
+            raise HeadError(
+                f"head weights do not chain to one value per prefix (shapes {shapes}); the "
+                "head file is inconsistent: re-create it with `backplan verifier train`"
             )
 
     @property
@@ -195,6 +209,7 @@ class ValueHead:
             OSError,
             ValueError,
             KeyError,
+            TypeError,  # a .npy file: np.load gives an array, not an archive
             EOFError,
             zipfile.BadZipFile,
             ValidationError,

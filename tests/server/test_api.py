@@ -149,7 +149,14 @@ def test_with_a_verifier(client: openai.OpenAI, strategy: str) -> None:
 
 @pytest.mark.parametrize(
     "verifier",
-    ["latent=constant", "model:smollm2-135m=constant", "latent=/etc/passwd", "bogus", "syntax=x"],
+    [
+        "latent=constant",
+        "model:smollm2-135m=constant",
+        "latent=/etc/passwd",
+        "bogus",
+        "syntax=x",
+        "+",  # names no verifier at all
+    ],
 )
 def test_verifier_overrides_this_server_cannot_serve_are_400(
     client: openai.OpenAI, verifier: str

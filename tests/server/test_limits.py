@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -180,3 +181,26 @@ def test_bind_check_accepts_loopback_keys_or_insecure() -> None:
     for host in ("0.0.0.0", "::", "10.1.2.3", "example.org"):
         with pytest.raises(UsageError):
             check_bind(ServerSettings(host=host))
+
+
+@pytest.mark.parametrize("entry", [CLI, MODULE], ids=["backplan-serve", "python-m"])
+def test_mistakes_found_before_binding_are_one_line(entry: list[str]) -> None:
+    """A taken port, an empty API key (``--api-key "$UNSET"``) and a verifier spec naming
+    nothing are refused before the banner and the model load, in one line each."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        cases = [
+            (["--port", port], f"cannot listen on 127.0.0.1:{port}"),
+            (["--host", "0.0.0.0", "--api-key", ""], "API key is empty"),
+            (["--verifier", "+"], "names no verifier"),
+        ]
+        for args, needle in cases:
+            proc = subprocess.run(
+                [*entry, *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+            )
+            assert proc.returncode == 2, (args, proc.stderr)
+            lines = proc.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: "), (args, proc.stderr)
+            assert needle in lines[0], (args, proc.stderr)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from planner.cli import _Group, _register, cli
@@ -79,3 +80,43 @@ def test_rescore_refuses_a_bad_runs_list_before_touching_the_results(tmp_path: P
     (line,) = _error_lines(result.output)
     assert "runs.json is not a list of runs" in line
     assert a.read_text() == before and runs.read_text() == '{"not": "a list"}'
+
+
+def test_clicks_own_checks_are_one_line_too() -> None:
+    _register()
+    for args, needle in (
+        (["predict", "--gpu", "h100-sxm", "--count", "0"], "Invalid value for '--count'"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["eval", "compare"], "Missing argument 'A'"),
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith("error: ") and needle in line and "--help`" in line, line
+
+
+def test_prepare_output_refuses_what_could_not_be_written_later(tmp_path: Path) -> None:
+    from runtime.atomic import prepare_output
+    from runtime.errors import UsageError
+
+    prepare_output(tmp_path / "new" / "profile.json")  # a missing folder is made
+    assert (tmp_path / "new").is_dir()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UsageError, match="a-file is a file, not a folder"):
+        prepare_output(tmp_path / "a-file" / "profile.json")
+    with pytest.raises(UsageError, match="it is a folder"):
+        prepare_output(tmp_path / "new")
+
+
+def test_a_bad_thread_count_in_the_environment_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runtime.engine.llama import default_threads
+    from runtime.errors import UsageError
+
+    monkeypatch.setenv("BACKPLAN_THREADS", "3")
+    assert default_threads() == 3
+    for bad in ("abc", "0", "-2", "²"):
+        monkeypatch.setenv("BACKPLAN_THREADS", bad)
+        with pytest.raises(UsageError, match="BACKPLAN_THREADS"):
+            default_threads()

@@ -254,3 +254,12 @@ def test_cli_path(tmp_path: Path) -> None:
     good.write_bytes(b"GGUF")
     ok = runner.invoke(_cli(), ["models", "path", str(good)])
     assert ok.exit_code == 0 and ok.output.strip() == str(good)
+
+
+def test_registry_name_from_a_name_an_alias_or_a_gguf_path(tmp_path: Path) -> None:
+    from runtime.models.registry import all_models, registry_name
+
+    spec = all_models()[0]
+    assert registry_name(spec.name.upper()) == spec.name
+    assert registry_name(tmp_path / spec.filename) == spec.name  # where a user keeps it
+    assert registry_name(tmp_path / "my-finetune.gguf") is None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 
-from runtime.errors import HeadError
+from runtime.errors import HeadError, UsageError
 from runtime.verifiers.head import ValueHead
 from runtime.verifiers.stack import StackedVerifier
 from runtime.verifiers.syntax import PythonSyntaxVerifier, extract_code, python_prefix_ok
@@ -100,6 +102,20 @@ def test_corrupt_head_file_is_a_clear_error(tmp_path: Path) -> None:
         ValueHead.load(tmp_path / "no-weights.npz")
 
 
+def test_head_weights_that_do_not_chain_are_refused() -> None:
+    md = ValueHead.constant(4).metadata
+    ok = ValueHead(md, np.zeros((4, 3)), np.zeros(3), np.zeros((3, 1)), np.zeros(1))  # an MLP
+    assert ok.predict(np.zeros((2, 4))).shape == (2,)
+    for w1, b1, w2, b2 in (
+        (np.zeros(4), np.zeros(1), None, None),  # 1-D weights
+        (np.zeros((4, 2)), np.zeros(2), None, None),  # two outputs, no second layer
+        (np.zeros((4, 3)), np.zeros(2), np.zeros((3, 1)), np.zeros(1)),  # bias of another width
+        (np.zeros((4, 3)), np.zeros(3), np.zeros((3, 1)), None),  # a layer without its bias
+    ):
+        with pytest.raises(HeadError, match="inconsistent"):
+            ValueHead(md, w1, b1, w2, b2)
+
+
 def test_constant_head_never_rejects() -> None:
     head = ValueHead.constant(16)
     assert (head.predict(np.random.default_rng(1).normal(size=(5, 16))) > 0.9).all()
@@ -116,3 +132,15 @@ def test_stack_multiplies_values() -> None:
     assert vals[-1] == 0.0 and vals[0] == 1.0
     stack.rollback(3)
     assert stack.stats.calls == 1
+
+
+def test_verifier_specs_that_name_nothing_or_a_bad_count_are_refused() -> None:
+    from runtime.verifiers.factory import build_verifier
+
+    main: Any = SimpleNamespace(piece=None)  # no model: each spec is refused before use
+    for spec, needle in (("+", "names no verifier"), (" + ", "names no verifier")):
+        with pytest.raises(UsageError, match=needle):
+            build_verifier(spec, main, n_ctx=256)
+    for count in ("abc", "-1", "65", "1e9", "²"):
+        with pytest.raises(UsageError, match="whole number of rejections"):
+            build_verifier(f"examples={count}", main, n_ctx=256)
