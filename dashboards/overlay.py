@@ -20,8 +20,17 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 import hardware_catalog
-from hardware_catalog import CATALOG_FILES, CatalogError, Gpu, ModelEntry, Region, load_catalog
+from hardware_catalog import (
+    CATALOG_FILES,
+    CatalogError,
+    Gpu,
+    ModelEntry,
+    Region,
+    load_catalog,
+    parse_yaml,
+)
 from runtime.atomic import write_text_atomic
+from runtime.files import yaml_problem
 
 EDITABLE: dict[str, type[BaseModel]] = {"gpus": Gpu, "models": ModelEntry, "regions": Region}
 SECTION_FILE = {section: name for name, sections in CATALOG_FILES.items() for section in sections}
@@ -121,8 +130,8 @@ def raw_entry(specs: list[FieldSpec], values: dict[str, Any]) -> tuple[dict[str,
                 continue
             try:
                 raw[spec.name] = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                errors.append(f"{spec.name}: not valid YAML ({exc})")
+            except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date that cannot be
+                errors.append(f"{spec.name}: not valid YAML ({yaml_problem(exc)})")
             continue
         if spec.kind == "str" and isinstance(value, str):
             value = value.strip()
@@ -214,12 +223,14 @@ def save_entry(overlay_dir: Path, section: str, entry: BaseModel) -> Path:
     data: dict[str, Any] = {}
     if target.is_file():
         try:
-            loaded = yaml.safe_load(target.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            text = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise CatalogError(
                 f"{target}: cannot read it ({exc}); fix or remove the file before saving entries",
                 file=str(target),
             ) from None
+        # the loader's own parser: a duplicated key is refused, not silently dropped on rewrite
+        loaded = parse_yaml(text, str(target))
         if loaded is not None and not isinstance(loaded, dict):
             raise CatalogError(
                 f"{target}: the top level is not a mapping; fix or remove the file first",

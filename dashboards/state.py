@@ -37,15 +37,20 @@ class CatalogState:
 
 
 def _overlay_stamp(folder: Path) -> tuple[tuple[str, float, int], ...]:
-    if not folder.is_dir():
-        return ()
-    return tuple(
-        sorted(
-            (p.name, p.stat().st_mtime, p.stat().st_size)
-            for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in (".yaml", ".yml")
+    """What changes when an overlay file does; an unreadable folder reads as an empty one
+    here and is reported by the loader, which says which file and why."""
+    try:
+        if not folder.is_dir():
+            return ()
+        return tuple(
+            sorted(
+                (p.name, p.stat().st_mtime, p.stat().st_size)
+                for p in folder.iterdir()
+                if p.is_file() and p.suffix.lower() in (".yaml", ".yml")
+            )
         )
-    )
+    except OSError:
+        return (("<unreadable>", 0.0, 0),)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -14,6 +14,7 @@ from hardware_catalog.loader import (
     find_pue,
     find_region,
     load_catalog,
+    parse_yaml,
 )
 from hardware_catalog.schema import (
     FxRate,
@@ -46,4 +47,5 @@ __all__ = [
     "find_pue",
     "find_region",
     "load_catalog",
+    "parse_yaml",
 ]

@@ -142,10 +142,11 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def _parse_yaml(text: str, label: str) -> Any:
+def parse_yaml(text: str, label: str) -> Any:
+    """A catalogue file's YAML (duplicate keys refused); a one-line CatalogError if invalid."""
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date that does not exist
         raise CatalogError(
             f"{label}: not valid YAML ({yaml_problem(exc)}); fix the file or remove it",
             file=label,
@@ -177,7 +178,7 @@ def _read_file(
 ) -> dict[str, dict[str, _Sourced]]:
     """Parse and validate one catalogue file; returns section -> id -> entry."""
     sections = CATALOG_FILES[file_name]
-    data = _parse_yaml(text, label)
+    data = parse_yaml(text, label)
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -257,8 +258,15 @@ def _overlay_files(overlay_dir: Path) -> list[tuple[str, Path]]:
         raise CatalogError(f"catalogue folder {overlay_dir} does not exist", file=str(overlay_dir))
     if not overlay_dir.is_dir():
         raise CatalogError(f"catalogue folder {overlay_dir} is not a folder", file=str(overlay_dir))
+    try:
+        listed = sorted(overlay_dir.iterdir())
+    except OSError as exc:
+        raise CatalogError(
+            f"catalogue folder {overlay_dir} cannot be read ({exc.strerror}); fix its permissions",
+            file=str(overlay_dir),
+        ) from None
     found: list[tuple[str, Path]] = []
-    for path in sorted(overlay_dir.iterdir()):
+    for path in listed:
         if not path.is_file() or path.suffix.lower() not in (".yaml", ".yml"):
             continue
         canonical = path.stem.lower() + ".yaml"
@@ -337,6 +345,9 @@ def _find(
     wanted = normalise_name(query)
     if not wanted:
         raise CatalogError(f"empty {what} name")
+    by_id = {entry_id.casefold(): entry_id for entry_id in entries}
+    if query.strip().casefold() in by_id:  # an id is unique: it wins over names and aliases
+        return entries[by_id[query.strip().casefold()]]
     index: dict[str, set[str]] = {}
     for entry_id, entry in entries.items():
         for key in keys(entry):

@@ -41,25 +41,28 @@ def _broken_file(state: CatalogState) -> None:
         "The pages use the shipped catalogue alone until it is fixed."
     )
     folder = state.overlay_dir
-    broken = [
-        p
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.suffix.lower() in (".yaml", ".yml") and str(p) in str(state.error)
-    ]
-    if not broken:
+    try:
+        broken = [
+            p
+            for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix.lower() in (".yaml", ".yml") and str(p) in str(state.error)
+        ]
+        path = broken[0] if broken else None
+        current = path.read_text(encoding="utf-8", errors="replace") if path else ""
+    except OSError as exc:  # the folder or the file cannot be read: nothing to edit here
+        st.error(f"{folder} cannot be read here ({exc.strerror}); fix its permissions.")
         return
-    path = broken[0]
+    if path is None:
+        return
     with st.expander(f"Fix {path.name}", expanded=True), st.form("fix_overlay"):
-        text = st.text_area(
-            path.name, path.read_text(encoding="utf-8", errors="replace"), height=300
-        )
+        text = st.text_area(path.name, current, height=300)
         if st.form_submit_button("Check and save"):
             try:
                 overlay.save_overlay_text(folder, path.name, text)
             except CatalogError as exc:
                 st.error(f"Not saved: {exc}")
             else:
-                st.success(f"Saved {path}; the overlay loads again.")
+                st.session_state[SAVED_KEY] = f"Saved {path}; the overlay loads again."
                 st.rerun()
 
 

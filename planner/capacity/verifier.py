@@ -19,7 +19,7 @@ from typing import Literal
 
 from planner.capacity.efficiency import Efficiency
 from planner.capacity.roofline import Device, ModelShape, pass_seconds
-from planner.profiler.schema import Profile
+from planner.profiler.schema import Profile, ProfileError
 
 VerifierKind = Literal["none", "latent", "separate"]
 
@@ -50,11 +50,20 @@ def cost_from_profile(
     """The counts of ``kind``-``strategy`` in a profile (``none`` reads plain)."""
     name = "plain" if kind == "none" else f"{kind}-{strategy}"
     cfg = profile.config(name)
+    if not cfg.compute.main_forward_per_emitted > 0 or not cfg.decode.tok_s.median > 0:
+        raise ProfileError(
+            f"profile {profile.model.name}: configuration {name} emitted no tokens, so it "
+            "has no cost per token; profile again with more --max-tokens"
+        )
     host_s = 0.0
     if kind == "latent":
         # the head and the hidden-state copy run on the host, per token, whatever the device:
         # carry over the measured extra seconds per token
         plain = profile.config("plain")
+        if not plain.decode.tok_s.median > 0:
+            raise ProfileError(
+                f"profile {profile.model.name}: plain decoding emitted no tokens; profile again"
+            )
         host_s = max(0.0, 1.0 / cfg.decode.tok_s.median - 1.0 / plain.decode.tok_s.median)
     return VerifierCost(
         kind=kind,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hardware_catalog import Catalog, find_gpu, find_model, find_pue, find_region, load_catalog
 from planner.capacity.verifier import DEFAULT_COSTS, VerifierCost, VerifierKind, cost_from_profile
+from planner.profiler.schema import ProfileError
 from planner.quality.results import RunSummary, read_runs
 from planner.recommend.evaluate import Candidate, Context, evaluate
 from planner.recommend.workload import Workload
@@ -102,8 +103,8 @@ def make_plan(
         for kind in ("none", "latent", "separate"):
             try:
                 costs[kind] = cost_from_profile(profile, kind)  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - a profile without that configuration
-                log.info("profile has no %s configuration (%s): using the default", kind, exc)
+            except ProfileError as exc:  # a profile without that configuration, or unusable
+                log.info("profile has no usable %s configuration (%s): the default", kind, exc)
     ctx = Context(
         catalog=catalog,
         workload=workload,

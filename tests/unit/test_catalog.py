@@ -335,6 +335,7 @@ def test_host_share_components_must_add_up(tmp_path: Path, catalog: Catalog) -> 
         ("gpus.yaml", "- 1\n", "the top level must be a mapping"),
         ("gpus.yaml", "schema_version: 2\ngpus: []\n", "schema_version 2 is not supported"),
         ("gpus.yaml", "gpus:\n  - id: a\n    id: b\n", "found the key 'id' twice"),
+        ("gpus.yaml", "gpus:\n  - id: a\n    as_of: 2025-02-30\n", "day is out of range"),
     ],
 )
 def test_malformed_overlay_files_are_refused(
@@ -345,6 +346,17 @@ def test_malformed_overlay_files_are_refused(
         load_catalog(tmp_path)
     assert expected in str(info.value)
     assert name in str(info.value)
+
+
+def test_an_id_wins_over_another_entrys_alias(tmp_path: Path, catalog: Catalog) -> None:
+    """A user's new GPU whose alias reads like an existing id must not make that id ambiguous
+    (the dashboard's plan form passes ids)."""
+    entry = {**_gpu_dict(catalog, "rtx-4090"), "id": "my-4090", "aliases": ["RTX 4090"]}
+    _write(tmp_path / "gpus.yaml", {"gpus": [entry]})
+    merged = load_catalog(tmp_path)
+    assert find_gpu(merged, "rtx-4090").id == "rtx-4090"
+    assert find_gpu(merged, "RTX-4090").id == "rtx-4090"  # ids match case-insensitively
+    assert find_gpu(merged, "my-4090").id == "my-4090"
 
 
 def test_duplicate_ids_in_one_file_are_refused(tmp_path: Path, catalog: Catalog) -> None:

@@ -175,3 +175,25 @@ def test_measured_quality_maps_runs_to_the_planned_verifier_kinds(tmp_path: Path
         ("m", "latent"): 0.55,
         ("m", "separate"): 0.6,
     }  # programmatic-only runs are not a planned verifier kind
+
+
+def test_a_profile_configuration_that_emitted_nothing_falls_back_to_the_defaults() -> None:
+    """The profiler writes 0 forward evaluations per token for a configuration that emitted
+    no token; the planner must not divide by it."""
+    from planner.capacity.verifier import DEFAULT_COSTS, cost_from_profile
+    from planner.profiler.schema import ProfileError, load_profile
+
+    root = Path(__file__).parents[2]
+    profile = load_profile(root / "benchmarks/results/profile_qwen2.5-coder-0.5b.json")
+    plain = profile.config("plain")
+    broken = plain.model_copy(
+        update={"compute": plain.compute.model_copy(update={"main_forward_per_emitted": 0.0})}
+    )
+    profile = profile.model_copy(
+        update={"configs": [broken if c.name == "plain" else c for c in profile.configs]}
+    )
+    with pytest.raises(ProfileError, match="emitted no tokens"):
+        cost_from_profile(profile, "none")
+    result = make_plan(Workload(developers=10, **SMALL), profile=profile)  # type: ignore[arg-type]
+    assert result.verifier_costs["none"] == DEFAULT_COSTS["none"].source
+    assert result.feasible > 0
