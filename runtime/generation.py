@@ -46,7 +46,7 @@ class RuntimeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(
-        DEFAULT_MODEL, description="Registry name, path to a .gguf, or hf:REPO/FILE."
+        DEFAULT_MODEL, description="Registry name, path to a .gguf, or hf:OWNER/REPO/FILE."
     )
     verifier: str = Field("none", description=SPEC_HELP)
     strategy: StrategyName = Field("plain", description="plain, threshold or vgb.")

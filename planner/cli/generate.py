@@ -16,14 +16,16 @@ from runtime.samplers.strategies import ThresholdParams, VGBParams
 @click.command()
 @click.argument("prompt")
 @click.option(
-    "--model", "-m", default=None, help="Registry name, path to a .gguf, or hf:REPO/FILE."
+    "--model", "-m", default=None, help="Registry name, path to a .gguf, or hf:OWNER/REPO/FILE."
 )
 @click.option(
     "--verifier",
     default="none",
     show_default=True,
-    help="none | syntax | latent[=HEAD] | model:NAME[=HEAD]; '+' stacks; HEAD is a head "
-    "file or 'constant' (never rejects: cost only).",
+    help="none | syntax | examples[=N] | latent[=HEAD] | model:NAME[=HEAD]; '+' stacks; HEAD "
+    "is a head file, 'shipped' (the default: the head shipped for the model) or 'constant' "
+    "(never rejects: cost only); examples runs the prompt's examples on each finished answer "
+    "in a sandbox, rejecting at most N (default 3).",
 )
 @click.option(
     "--strategy",

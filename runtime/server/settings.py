@@ -27,7 +27,7 @@ class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(
-        DEFAULT_MODEL, description="Registry name, path to a .gguf, or hf:REPO/FILE."
+        DEFAULT_MODEL, description="Registry name, path to a .gguf, or hf:OWNER/REPO/FILE."
     )
     verifier: str = Field(
         "none",
