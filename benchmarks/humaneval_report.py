@@ -125,9 +125,30 @@ def chart(runs: list[dict[str, Any]], out: Path) -> None:
     p = [r["pass_at_1"] for r in runs]
     lo = [r["pass_at_1"] - r["ci95"][0] for r in runs]
     hi = [r["ci95"][1] - r["pass_at_1"] for r in runs]
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(runs) + 1.5))
+    fig, (ax, ax_speed) = plt.subplots(
+        1,
+        2,
+        sharey=True,
+        figsize=(11.5, 0.6 * len(runs) + 1.5),
+        gridspec_kw={"width_ratios": [3, 2]},
+    )
     colors = ["#888888" if r["verifier"] == "none" else "#1f77b4" for r in runs]
     ax.barh(labels, p, xerr=[lo, hi], color=colors, capsize=4)
+    # the cost beside the quality: decode speed per problem and forward passes per token
+    speed = [r["tok_s"] or 0.0 for r in runs]
+    ax_speed.barh(labels, speed, color=colors)
+    ax_speed.set_xscale("log")
+    ax_speed.set_xlim(1, 1000)
+    for i, r in enumerate(runs):
+        ax_speed.text(
+            (r["tok_s"] or 1.0) * 1.15,
+            i,
+            f"{r['tok_s']:.1f} tok/s, {r['forward_per_emitted']:.1f} fwd/token",
+            va="center",
+            fontsize=8,
+        )
+    ax_speed.set_xlabel("tokens/s per problem, median (log)")
+    ax_speed.set_title("cost here (2-core CPU)", fontsize=10)
     for i, r in enumerate(runs):
         ax.text(
             0.01,
