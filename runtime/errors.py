@@ -7,6 +7,11 @@ errors; library code raises and never prints.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class BackplanError(Exception):
     """Base of every error backplan raises on purpose. ``exit_code`` is the CLI's exit status."""
@@ -63,3 +68,11 @@ class EngineError(BackplanError):
 
     exit_code = 4
     http_status = 500
+
+
+def first_problem(exc: ValidationError) -> tuple[str, str]:
+    """A validation error's first problem, for a one-line message: the field's dotted path
+    ("" for the whole object) and pydantic's text without its "Value error, " prefix."""
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"])
+    return where, str(err["msg"]).removeprefix("Value error, ")

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from runtime.errors import UsageError
+from runtime.errors import UsageError, first_problem
 
 
 def field_help(model: type[BaseModel], name: str) -> str:
@@ -20,11 +20,9 @@ def validated(schema: type[BaseModel], /, **values: Any) -> Any:
     try:
         return schema(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [str(x) for x in err["loc"]]
-        where = "--" + loc[0].replace("_", "-") if len(loc) == 1 else ".".join(loc) or "settings"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise UsageError(f"invalid value for {where}: {msg}") from None
+        field, msg = first_problem(exc)
+        where = "--" + field.replace("_", "-") if field and "." not in field else field
+        raise UsageError(f"invalid value for {where or 'settings'}: {msg}") from None
 
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

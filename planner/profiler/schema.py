@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.atomic import write_text_atomic
-from runtime.errors import BackplanError
+from runtime.errors import BackplanError, first_problem
 
 PROFILE_SCHEMA_VERSION = 1
 
@@ -175,9 +175,8 @@ def load_profile(path: str | Path) -> Profile:
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
+        where, msg = first_problem(exc)
         raise ProfileError(
-            f"{path}: field {where}: {err['msg']}; the file is damaged, "
+            f"{path}: field {where}: {msg}; the file is damaged, "
             "re-create it with `backplan profile`"
         ) from None

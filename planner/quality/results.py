@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from planner.quality.dataset import load_humaneval
 from planner.quality.stats import wilson_interval
 from runtime.atomic import write_text_atomic
-from runtime.errors import UsageError
+from runtime.errors import UsageError, first_problem
 from runtime.files import read_text
 
 #: How a reply is turned into the program the hidden tests run: ``definitions-v1`` keeps the
@@ -68,9 +68,8 @@ class RunSummary(BaseModel):
 
 
 def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(x) for x in err["loc"])
-    return f"{where}: {err['msg']}" if where else str(err["msg"])
+    where, msg = first_problem(exc)
+    return f"{where}: {msg}" if where else msg
 
 
 def parse_results(path: Path, text: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

@@ -15,7 +15,7 @@ from planner.profiler.schema import ProfileError
 from planner.quality.results import RunSummary, read_runs
 from planner.recommend.evaluate import Candidate, Context, evaluate
 from planner.recommend.workload import Workload
-from runtime.errors import UsageError
+from runtime.errors import UsageError, first_problem
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,9 @@ def measured_quality(path: Path | None) -> dict[tuple[str, str], float]:
         try:
             run = RunSummary.model_validate(raw)
         except ValidationError as exc:
-            err = exc.errors()[0]
+            field, msg = first_problem(exc)
             raise UsageError(
-                f"{path}: run {i}: field {'.'.join(map(str, err['loc']))}: {err['msg']}; "
-                "fix or move the runs list"
+                f"{path}: run {i}: field {field}: {msg}; fix or move the runs list"
             ) from None
         if run.n >= 100:
             parts = [p.strip().partition("=")[0] for p in run.verifier.split("+")]

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from runtime.errors import UsageError
+from runtime.errors import UsageError, first_problem
 from runtime.files import read_text, yaml_problem
 
 VerifierOption = Literal["none", "latent", "separate"]
@@ -115,9 +115,8 @@ def make_workload(data: dict[str, object], where: str = "workload") -> Workload:
     try:
         return Workload.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"]) or "workload"
+        field, msg = first_problem(exc)
         raise UsageError(
-            f"{where}: field {field}: {err['msg'].removeprefix('Value error, ')}; fix it "
+            f"{where}: field {field or 'workload'}: {msg}; fix it "
             "(see the README's workload format)"
         ) from None

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runtime.errors import BackplanError
+from runtime.errors import BackplanError, first_problem
 from runtime.server.settings import ServerSettings, option_specs
 
 
@@ -37,9 +37,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
     try:
         return ServerSettings(**values)
     except ValidationError as exc:
-        e = exc.errors()[0]
-        where = "--" + "-".join(str(x) for x in e["loc"][:1]).replace("_", "-")
-        msg = str(e["msg"]).removeprefix("Value error, ")
+        field, msg = first_problem(exc)
+        where = "--" + field.split(".")[0].replace("_", "-")
         print(f"error: invalid value for {where}: {msg}", file=sys.stderr)  # one line
         raise SystemExit(2) from None
 
