@@ -70,6 +70,14 @@ class EngineError(BackplanError):
     http_status = 500
 
 
+class SandboxUnavailableError(BackplanError):
+    """Generated code must run in the jail (``serve --allow-code-execution``) and it cannot
+    here: bubblewrap or libseccomp is missing, or namespaces are refused."""
+
+    exit_code = 2
+    http_status = 503
+
+
 def first_problem(exc: ValidationError) -> tuple[str, str]:
     """A validation error's first problem, for a one-line message: the field's dotted path
     ("" for the whole object) and pydantic's text without its "Value error, " prefix."""

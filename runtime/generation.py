@@ -134,6 +134,9 @@ class GenerationStream:
             trace.verifier_forward_tokens = now.forward_tokens - before.forward_tokens
             trace.verifier_prompt_tokens = now.prompt_tokens - before.prompt_tokens
             trace.head_evals = now.head_evals - before.head_evals
+            trace.code_runs = now.code_runs - before.code_runs
+            trace.code_cpu_s = round(now.code_cpu_s - before.code_cpu_s, 4)
+            trace.isolation = now.isolation
         trace.seconds.total_s = time.perf_counter() - self._t_start
         text = self._rt.model.detokenize(state.tokens)
         return Generation(text=text, tokens=list(state.tokens), trace=trace)

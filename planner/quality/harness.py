@@ -198,6 +198,9 @@ def run_humaneval(
                     "replayed_tokens": t.replayed_tokens,
                     "tok_s": round(t.decode_tok_s, 2),
                     "forward_per_emitted": round(t.forward_per_emitted, 4),
+                    "code_runs": t.code_runs,
+                    "code_cpu_s": t.code_cpu_s,
+                    "isolation": outcome.isolation.value,
                 }
                 with out.open("a", encoding="utf-8") as fh:  # one whole line per problem
                     fh.write(json.dumps(rec) + "\n")
@@ -272,6 +275,7 @@ def run_humaneval_served(
             "tok_s": round(bt.get("decode_tokens_per_s", 0.0), 2),
             "forward_per_emitted": round(bt.get("forward_per_token", 1.0), 4),
             "served_concurrency": concurrency,
+            "isolation": outcome.isolation.value,
         }
         with lock:
             with out.open("a", encoding="utf-8") as fh:
@@ -305,7 +309,12 @@ def rescore(
         problem = problems[rec["task_id"]]
         program = extract_program(problem, rec["completion"])
         outcome = run_program(check_source(problem, program), limits)
-        rec.update(passed=outcome.passed, status=outcome.status, detail=outcome.detail)
+        rec.update(
+            passed=outcome.passed,
+            status=outcome.status,
+            detail=outcome.detail,
+            isolation=outcome.isolation.value,
+        )
         passed += outcome.passed
         if progress is not None:
             progress(i, len(records), passed)

@@ -54,6 +54,9 @@ class ResultRecord(BaseModel):
     rollbacks: int = Field(ge=0)
     forward_per_emitted: float = Field(ge=0)
     tok_s: float | None = None
+    isolation: str = Field(
+        "process", description="How the hidden tests ran: jail, or process (older files)."
+    )
 
 
 class RunSummary(BaseModel):
@@ -135,6 +138,7 @@ def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, An
     passed = sum(1 for r in records if r["passed"])
     lo, hi = wilson_interval(passed, n)
     tok_s = [r["tok_s"] for r in records if r.get("tok_s")]
+    isolations = sorted({str(r.get("isolation", "process")) for r in records})
     return {
         **config.model_dump(),
         "n": n,
@@ -146,6 +150,7 @@ def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, An
         "forward_per_emitted": round(statistics.mean(r["forward_per_emitted"] for r in records), 4)
         if n
         else 0.0,
+        "isolation": "+".join(isolations) if isolations else None,
     }
 
 

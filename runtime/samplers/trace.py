@@ -43,6 +43,13 @@ class Trace(BaseModel):
     verifier_prompt_tokens: int = Field(0, description="Of those, the prompt's positions.")
     head_evals: int = Field(0, description="Value-head evaluations (latent or separate).")
     walk_steps: int = Field(0, description="VGB: steps of the random walk.")
+    code_runs: int = Field(0, description="Sandboxed checks of generated code (examples, tests).")
+    code_cpu_s: float = Field(
+        0.0, description="CPU seconds those checks used: the host's CPU, not the accelerator's."
+    )
+    isolation: str | None = Field(
+        None, description="How the checks were isolated: jail (bubblewrap) or process."
+    )
     final_value: float | None = Field(None, description="Verifier value of the output.")
     finish_reason: str = "length"
     seconds: PhaseSeconds = Field(default_factory=PhaseSeconds)

@@ -25,6 +25,9 @@ class VerifierStats:
     prompt_tokens: int = 0
     head_evals: int = 0
     seconds: float = 0.0
+    code_runs: int = 0
+    code_cpu_s: float = 0.0
+    isolation: str | None = None
 
 
 class Verifier(ABC):

@@ -394,6 +394,9 @@ class DocExamplesVerifier(Verifier):
             check_program(assemble_program(self.prompt_src, code), self.examples), self.limits
         )
         self.stats.calls += 1
+        self.stats.code_runs += 1
+        self.stats.code_cpu_s += outcome.cpu_s
+        self.stats.isolation = outcome.isolation.value
         if outcome.passed:
             self.last_detail = ""
             return 1.0

@@ -73,6 +73,9 @@ class StackedVerifier(Verifier):
             total.prompt_tokens += s.prompt_tokens
             total.head_evals += s.head_evals
             total.seconds += s.seconds
+            total.code_runs += s.code_runs
+            total.code_cpu_s += s.code_cpu_s
+            total.isolation = total.isolation or s.isolation
         return total
 
     @stats.setter
