@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runtime.engine.chat import chat_prompt_tokens
 from runtime.engine.llama import Context, Model
@@ -34,6 +34,8 @@ from runtime.samplers.strategies import (
 from runtime.samplers.trace import Trace
 from runtime.verifiers.base import Verifier, VerifierStats
 from runtime.verifiers.factory import SPEC_HELP, build_verifier
+from runtime.verifiers.registry import SELF
+from runtime.verifiers.spec import VerifierSpec
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,10 @@ class RuntimeSettings(BaseModel):
         DEFAULT_MODEL, description="Registry name, path to a .gguf, or hf:OWNER/REPO/FILE."
     )
     verifier: str = Field("none", description=SPEC_HELP)
+    tests: list[str] = Field(
+        default_factory=list,
+        description="Tests the 'tests' verifier runs on each answer (Python statements).",
+    )
     strategy: StrategyName = Field("plain", description="plain, threshold or vgb.")
     n_ctx: int = Field(2048, ge=64, le=131072, description="Context length in tokens.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores).")
@@ -64,6 +70,11 @@ class RuntimeSettings(BaseModel):
     )
     threshold: ThresholdParams = Field(default_factory=ThresholdParams)
     vgb: VGBParams = Field(default_factory=VGBParams)
+
+    @field_validator("verifier")
+    @classmethod
+    def _spec(cls, spec: str) -> str:
+        return str(VerifierSpec.parse(spec))  # a UsageError, not a ValidationError: one line
 
 
 class Generation(BaseModel):
@@ -136,6 +147,7 @@ class GenerationStream:
             trace.head_evals = now.head_evals - before.head_evals
             trace.code_runs = now.code_runs - before.code_runs
             trace.code_cpu_s = round(now.code_cpu_s - before.code_cpu_s, 4)
+            trace.code_wall_s = round(now.code_wall_s - before.code_wall_s, 4)
             trace.isolation = now.isolation
         trace.seconds.total_s = time.perf_counter() - self._t_start
         text = self._rt.model.detokenize(state.tokens)
@@ -174,6 +186,7 @@ class Runtime:
                 syntax_mode=s.syntax_mode,
                 block=s.verifier_block,
                 load_model=self._load_verifier_model,
+                checks=s.tests,
             )
         self.verifier = verifier
         self.strategy = make_strategy(s.strategy, threshold=s.threshold, vgb=s.vgb)
@@ -186,7 +199,7 @@ class Runtime:
         )
 
     def _load_verifier_model(self, ref: str) -> Model:
-        path = model_path(ref)
+        path = self.model_file if ref == SELF else model_path(ref)
         if path == self.model_file:
             log.info(
                 "verifier model %s is the main model's file: loading a second copy "

@@ -47,6 +47,7 @@ class Trace(BaseModel):
     code_cpu_s: float = Field(
         0.0, description="CPU seconds those checks used: the host's CPU, not the accelerator's."
     )
+    code_wall_s: float = Field(0.0, description="Wall seconds those checks took.")
     isolation: str | None = Field(
         None, description="How the checks were isolated: jail (bubblewrap) or process."
     )

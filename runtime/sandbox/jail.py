@@ -146,7 +146,8 @@ def jail_problem() -> str | None:
 
     if bwrap_path() is None:
         return (
-            "bubblewrap (bwrap) is not installed; install it (Debian: apt-get install bubblewrap)"
+            "bubblewrap (bwrap) is not installed; install it (Debian, as root: apt-get "
+            "install bubblewrap libseccomp2; scripts/install does it)"
         )
     try:
         filter_bpf()

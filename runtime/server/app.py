@@ -85,6 +85,9 @@ def _backtrack(fin: Finished, queue_s: float) -> Backtrack:
         decode_tokens_per_s=round(t.decode_tok_s, 2),
         queue_s=round(queue_s, 4),
         timed_out=fin.timed_out,
+        code_runs=t.code_runs,
+        code_cpu_s=round(t.code_cpu_s, 4),
+        isolation=t.isolation,
     )
 
 
@@ -298,8 +301,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 code="context_length_exceeded",
             )
         ext = body.backplan
+        tests = list(ext.tests or []) if ext is not None else []
         verifier = core.check_verifier(
-            ext.verifier if ext is not None and ext.verifier is not None else s.verifier
+            ext.verifier if ext is not None and ext.verifier is not None else s.verifier, tests
         )
         strategy = ext.strategy if ext is not None and ext.strategy is not None else s.strategy
         stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
@@ -324,6 +328,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             verifier=verifier,
             strategy=strategy,
             syntax_mode=syntax_mode,
+            tests=tests,
             stop=stops,
             stream=body.stream,
             deadline=time.monotonic() + s.timeout_s,

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -44,20 +44,13 @@ from runtime.server.settings import ServerSettings
 from runtime.telemetry.meters import make_meter
 from runtime.verifiers.base import Verifier
 from runtime.verifiers.factory import build_verifier
+from runtime.verifiers.registry import SELF
+from runtime.verifiers.request_tests import check_tests
+from runtime.verifiers.spec import VerifierSpec
 
 log = logging.getLogger(__name__)
 
 MAX_VERIFIER_PARTS = 4
-
-
-def split_spec(spec: str) -> list[tuple[str, str | None]]:
-    parts = []
-    for part in spec.split("+"):
-        part = part.strip()
-        if part:
-            name, _, head = part.partition("=")
-            parts.append((name.strip(), head.strip() or None))
-    return parts
 
 
 class ServerCore:
@@ -80,8 +73,8 @@ class ServerCore:
         self.model: Model | None = None
         self.engine: BatchEngine | None = None
         self.verifier_models: dict[str, Model] = {}
-        self._default_parts = split_spec(settings.verifier)
-        self.embeddings = any(name == "latent" for name, _ in self._default_parts)
+        self.default_spec = VerifierSpec.parse(settings.verifier)
+        self.embeddings = self.default_spec.needs_hidden_states
         self.ready = False
         self.draining = False
         self.load_error: str | None = None
@@ -99,9 +92,10 @@ class ServerCore:
             model = Model(model_path(s.model))
             self.model = model
             self.metrics.attach_meter(make_meter(gpu_offload=gpu_offload_supported()))
-            for name, _head in self._default_parts:
-                if name.startswith("model:") and name[6:] not in self.verifier_models:
-                    self.verifier_models[name[6:]] = Model(model_path(name[6:]))
+            for name in self.default_spec.verifier_models:
+                if name not in self.verifier_models:
+                    ref = s.model if name == SELF else name
+                    self.verifier_models[name] = Model(model_path(ref))
             check = self._build_verifier(s.verifier, "fenced")
             if check is not None:
                 check.close()
@@ -174,64 +168,76 @@ class ServerCore:
             param="model",
         )
 
-    def check_verifier(self, spec: str) -> str:
-        """Validate a per-request verifier spec against what this server can build cheaply."""
-        spec = spec.strip()
-        if spec in ("", "none"):
-            return "none"
-        parts = split_spec(spec)
-        if not parts:
-            raise APIError(400, f"verifier {spec!r} names no verifier", param="backplan.verifier")
-        if len(parts) > MAX_VERIFIER_PARTS:
+    def check_verifier(self, spec: str, tests: list[str] | None = None) -> str:
+        """Validate a per-request verifier spec (and its tests) against what this server can
+        build cheaply and was allowed to run; the canonical spelling."""
+        where = "backplan.verifier"
+        try:
+            parsed = VerifierSpec.parse(spec)
+        except UsageError as exc:
+            raise APIError(400, str(exc), param=where) from None
+        if tests and parsed.part("tests") is None:
             raise APIError(
                 400,
-                f"at most {MAX_VERIFIER_PARTS} stacked verifiers per request",
-                param="backplan.verifier",
+                'backplan.tests are run only by the tests verifier; add "tests" to '
+                "backplan.verifier (e.g. syntax+tests)",
+                param="backplan.tests",
             )
-        own = set(self._default_parts)
-        for name, head in parts:
-            if name == "syntax" and head is None:
+        if len(parsed.parts) > MAX_VERIFIER_PARTS:
+            raise APIError(
+                400, f"at most {MAX_VERIFIER_PARTS} stacked verifiers per request", param=where
+            )
+        own = set(self.default_spec.parts)
+        for part in parsed.parts:
+            info = part.info
+            if info.runs_code and not self.settings.allow_code_execution:
+                raise APIError(
+                    400,
+                    f"the {part.kind} verifier runs model output, which this server does not "
+                    "do; the operator can allow it with --allow-code-execution",
+                    param=where,
+                    code="code_execution_disabled",
+                )
+            if info.request_checks:
+                if not tests:
+                    raise APIError(
+                        400,
+                        'the tests verifier needs the request\'s tests: "backplan": '
+                        '{"verifier": "tests", "tests": ["assert f(1) == 2"]}',
+                        param="backplan.tests",
+                    )
+                try:
+                    check_tests(tests)
+                except UsageError as exc:
+                    raise APIError(400, f"backplan.tests: {exc}", param="backplan.tests") from None
                 continue
-            if name == "latent":
-                if not self.embeddings:
-                    raise APIError(
-                        400,
-                        "this server was started without a latent verifier, so its engine "
-                        "reads no hidden states; start it with --verifier latent=HEAD to allow "
-                        "latent verifiers per request",
-                        param="backplan.verifier",
-                    )
-                if head == "constant" or (name, head) in own:
-                    continue
+            if info.arg != "head":
+                continue
+            if part.kind == "latent" and not self.embeddings:
                 raise APIError(
                     400,
-                    "per-request latent heads are 'constant' or the server's own "
-                    f"({self.settings.verifier}); head files are chosen by the operator",
-                    param="backplan.verifier",
+                    "this server was started without a latent verifier, so its engine "
+                    "reads no hidden states; start it with --verifier latent=HEAD to allow "
+                    "latent verifiers per request",
+                    param=where,
                 )
-            if name.startswith("model:"):
-                if name[6:] not in self.verifier_models:
-                    raise APIError(
-                        400,
-                        f"verifier {name} needs a second model that this server did not "
-                        f"load; start the server with --verifier {name}=HEAD to allow it",
-                        param="backplan.verifier",
-                    )
-                if head == "constant" or (name, head) in own:
-                    continue
+            if part.kind == "model" and part.model not in self.verifier_models:
                 raise APIError(
                     400,
-                    f"per-request heads for {name} are 'constant' or the server's own",
-                    param="backplan.verifier",
+                    f"verifier model:{part.model} needs a second model that this server did "
+                    f"not load; start the server with --verifier model:{part.model}=HEAD to "
+                    "allow it",
+                    param=where,
                 )
-            raise APIError(
-                400,
-                f"unknown or disallowed verifier {name + ('=' + head if head else '')!r}; "
-                "use none, syntax, latent=constant or a part of the server's --verifier "
-                f"({self.settings.verifier})",
-                param="backplan.verifier",
-            )
-        return spec
+            if part.arg != "constant" and part not in own:
+                raise APIError(
+                    400,
+                    f"per-request heads for {str(part).partition('=')[0]} are 'constant' or "
+                    f"the server's own ({self.settings.verifier}); head files are chosen by "
+                    "the operator",
+                    param=where,
+                )
+        return str(parsed)
 
     def _load_verifier_model(self, ref: str) -> Model:
         try:
@@ -239,7 +245,9 @@ class ServerCore:
         except KeyError:
             raise UsageError(f"verifier model {ref} is not loaded on this server") from None
 
-    def _build_verifier(self, spec: str, syntax_mode: Literal["code", "fenced"]) -> Verifier | None:
+    def _build_verifier(
+        self, spec: str, syntax_mode: Literal["code", "fenced"], tests: Sequence[str] = ()
+    ) -> Verifier | None:
         assert self.model is not None
         return build_verifier(
             spec,
@@ -248,6 +256,7 @@ class ServerCore:
             n_threads=self.settings.n_threads,
             syntax_mode=syntax_mode,
             load_model=self._load_verifier_model,
+            checks=tests,
         )
 
     def retry_after(self) -> str:
@@ -307,7 +316,7 @@ class ServerCore:
         rt: Runtime | None = None
         try:
             assert self.engine is not None and self.model is not None
-            verifier = self._build_verifier(req.verifier, req.syntax_mode)
+            verifier = self._build_verifier(req.verifier, req.syntax_mode, req.tests)
             settings = RuntimeSettings(
                 model=self.settings.model,
                 verifier=req.verifier,

@@ -69,6 +69,7 @@ class GenerationRequest:
     verifier: str
     strategy: str
     syntax_mode: Literal["code", "fenced"]
+    tests: list[str]
     stop: list[str]
     stream: bool
     deadline: float  # time.monotonic() after which the generation is cut short

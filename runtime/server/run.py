@@ -13,51 +13,54 @@ import uvicorn
 from runtime.errors import UsageError
 from runtime.models.fetch import model_path
 from runtime.models.registry import registry_name
+from runtime.sandbox import require_jail
 from runtime.server.app import create_app
-from runtime.server.engine import ServerCore, split_spec
+from runtime.server.engine import ServerCore
 from runtime.server.settings import ServerSettings, check_bind, check_port
-from runtime.verifiers.factory import shipped_head_for
 from runtime.verifiers.head import ValueHead
+from runtime.verifiers.registry import SELF
+from runtime.verifiers.shipped import shipped_head_for
+from runtime.verifiers.spec import VerifierSpec
 
 log = logging.getLogger(__name__)
 
 
 def precheck(settings: ServerSettings) -> None:
-    """Fail fast, before binding, on what would only fail later: bind address, model, verifier."""
+    """Fail fast, before binding, on what would only fail later: bind address, jail, model,
+    verifier models and heads."""
     check_bind(settings)
+    if settings.allow_code_execution:
+        require_jail("--allow-code-execution")
     check_port(settings.host, settings.port)
     model_path(settings.model)  # fetches a registry model once if it is not cached
-    parts = split_spec(settings.verifier)
-    if not parts and settings.verifier.strip():
-        raise UsageError(f"--verifier {settings.verifier!r} names no verifier; e.g. syntax")
-    for name, head in parts:
-        if name == "none":
+    spec = VerifierSpec.parse(settings.verifier)
+    for part in spec.parts:
+        if part.info.arg != "head":
             continue
-        if name not in ("syntax", "latent") and not name.startswith("model:"):
-            raise UsageError(
-                f"unknown verifier {name!r} in --verifier; use none, syntax, latent=HEAD or "
-                "model:NAME=HEAD, '+' to stack"
-            )
-        if name.startswith("model:"):
-            model_path(name[len("model:") :])
-        if name != "syntax" and head in (None, "shipped") and not _shipped(settings.model, name):
+        name = str(part).partition("=")[0]
+        if part.model is not None and part.model != SELF:
+            model_path(part.model)
+        if part.head == "shipped" and not _shipped(settings.model, part.model):
             raise UsageError(
                 f"--verifier {name} needs a head (none is shipped for this model): "
                 f"{name}=PATH.npz, or {name}=constant to measure cost without rejecting"
             )
-        if head not in (None, "constant", "shipped"):
-            if not Path(head).is_file():
-                raise UsageError(f"head file {head} does not exist (--verifier {name}={head})")
-            ValueHead.load(head)  # a corrupt head is refused now, not after binding
+        if part.head not in ("constant", "shipped"):
+            if not Path(part.head).is_file():
+                raise UsageError(f"head file {part.head} does not exist (--verifier {part})")
+            ValueHead.load(part.head)  # a corrupt head is refused now, not after binding
 
 
-def _shipped(model: str, verifier: str) -> bool:
-    """Whether a head is shipped for ``model`` (a name or a registry GGUF's path)."""
+def _shipped(model: str, reader: str | None) -> bool:
+    """Whether a head is shipped for ``model`` (a name or a registry GGUF's path), read by
+    itself (``reader`` None or ``self``) or by the verifier model ``reader``."""
     main = registry_name(model)
-    reader = registry_name(verifier[len("model:") :]) if verifier.startswith("model:") else None
-    if main is None or (verifier.startswith("model:") and reader is None):
+    if main is None:
         return False
-    return shipped_head_for(main, reader) is not None
+    if reader is None or reader == SELF:
+        return shipped_head_for(main) is not None
+    reader_name = registry_name(reader)
+    return reader_name is not None and shipped_head_for(main, reader_name) is not None
 
 
 class _Server(uvicorn.Server):

@@ -7,9 +7,11 @@ refused with a 400 rather than silently ignored.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.verifiers.request_tests import MAX_TEST_CHARS, MAX_TESTS
 
 StrategyName = Literal["plain", "threshold", "vgb"]
 
@@ -23,7 +25,14 @@ class BackplanOptions(BaseModel):
         None,
         max_length=256,
         description="none | syntax | latent=constant | a part of the server's --verifier, "
-        "'+' to stack (model:NAME only if the server was started with it).",
+        "'+' to stack (model:NAME only if the server was started with it; examples and "
+        "tests only if it runs with --allow-code-execution).",
+    )
+    tests: list[Annotated[str, Field(max_length=MAX_TEST_CHARS)]] | None = Field(
+        None,
+        max_length=MAX_TESTS,
+        description="Python statements the tests verifier runs against each finished answer "
+        "in the jail (e.g. 'assert add(1, 2) == 3').",
     )
     strategy: StrategyName | None = Field(None, description="plain, threshold or vgb.")
     ignore_eos: bool = Field(False, description="Never stop at end of text (fixed length).")
@@ -120,6 +129,9 @@ class Backtrack(BaseModel):
     decode_tokens_per_s: float
     queue_s: float = Field(description="Seconds waiting for a slot.")
     timed_out: bool = False
+    code_runs: int = Field(0, description="Sandboxed checks of the answer (examples, tests).")
+    code_cpu_s: float = Field(0.0, description="CPU seconds those checks used.")
+    isolation: str | None = Field(None, description="jail (bubblewrap) when code ran.")
 
 
 class CompletionChoice(BaseModel):

@@ -14,11 +14,12 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runtime.errors import UsageError
 from runtime.models.registry import DEFAULT_MODEL
-from runtime.verifiers.factory import SPEC_HELP
+from runtime.verifiers.registry import SPEC_HELP
+from runtime.verifiers.spec import VerifierSpec
 
 
 class ServerSettings(BaseModel):
@@ -32,7 +33,8 @@ class ServerSettings(BaseModel):
     verifier: str = Field(
         "none",
         description=f"Default verifier: {SPEC_HELP}. Requests may choose none, syntax, "
-        "latent=constant or a part of this spec.",
+        "latent=constant or a part of this spec (examples and tests with "
+        "--allow-code-execution).",
     )
     strategy: Literal["plain", "threshold", "vgb"] = Field(
         "plain", description="Default strategy: plain, threshold or vgb."
@@ -40,14 +42,15 @@ class ServerSettings(BaseModel):
 
     @field_validator("verifier")
     @classmethod
-    def _never_runs_output(cls, spec: str) -> str:
-        parts = [p.strip().partition("=")[0] for p in spec.split("+")]
-        if "examples" in parts:
+    def _spec(cls, spec: str) -> str:
+        parsed = VerifierSpec.parse(spec)  # a UsageError: one line naming the problem
+        if parsed.needs_request_checks:
             raise ValueError(
-                "the server never runs model output, so it cannot use the examples verifier "
-                "(it executes answers); use it with backplan generate or backplan eval"
+                "the tests verifier needs each request's own tests, so it cannot be the "
+                'default; requests ask for it with "backplan": {"verifier": "tests", '
+                '"tests": [...]}'
             )
-        return spec
+        return str(parsed)
 
     host: str = Field(
         "127.0.0.1",
@@ -88,8 +91,22 @@ class ServerSettings(BaseModel):
         "short returns what it has with finish_reason 'length'.",
     )
     insecure: bool = Field(False, description="Allow listening beyond loopback without API keys.")
+    allow_code_execution: bool = Field(
+        False,
+        description="Let verifiers run model output (examples, tests) in the bubblewrap "
+        "jail; refused where the jail cannot run, and beyond loopback without --api-key.",
+    )
     n_ctx: int = Field(2048, ge=64, le=131072, description="Context tokens per slot.")
     n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
+
+    @model_validator(mode="after")
+    def _code_execution(self) -> ServerSettings:
+        if VerifierSpec.parse(self.verifier).runs_code and not self.allow_code_execution:
+            raise ValueError(
+                f"--verifier {self.verifier} runs model output; pass --allow-code-execution "
+                "to let the server run it in the bubblewrap jail"
+            )
+        return self
 
 
 def is_loopback(host: str) -> bool:
@@ -102,7 +119,14 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(settings: ServerSettings) -> None:
-    """Refuse to listen beyond loopback without API keys unless told ``--insecure``."""
+    """Refuse to listen beyond loopback without API keys unless told ``--insecure``; code
+    execution beyond loopback needs keys whatever ``--insecure`` says."""
+    if settings.allow_code_execution and not settings.api_key and not is_loopback(settings.host):
+        raise UsageError(
+            f"refusing to run model output for anyone who can reach {settings.host}: "
+            "--allow-code-execution beyond loopback needs --api-key KEY (--insecure does not "
+            "cover it), or --host 127.0.0.1"
+        )
     if settings.api_key or settings.insecure or is_loopback(settings.host):
         return
     raise UsageError(

@@ -27,6 +27,7 @@ class VerifierStats:
     seconds: float = 0.0
     code_runs: int = 0
     code_cpu_s: float = 0.0
+    code_wall_s: float = 0.0
     isolation: str | None = None
 
 

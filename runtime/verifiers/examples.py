@@ -41,8 +41,8 @@ from runtime.verifiers.program import (
 )
 from runtime.verifiers.syntax import extract_code
 
-_FENCE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
-_DEF = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
+FENCE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
+DEF_LINE = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 _NEW_TOP_LEVEL_LINE = re.compile(rb"\n[^\s`]")
 _ARROWS = r"==>|==|=>|➞|->|⇒|→|=|\bshould\s+return\b|\breturns?\b"
 
@@ -134,7 +134,7 @@ def _is_literal(node: ast.expr) -> bool:
 
 def prompt_code(prompt_text: str) -> str:
     """The code shown in a prompt: its last fenced block, else the whole text."""
-    blocks = _FENCE_BLOCK.findall(prompt_text)
+    blocks = FENCE_BLOCK.findall(prompt_text)
     return blocks[-1] if blocks else prompt_text
 
 
@@ -176,7 +176,7 @@ def _call_from_assignments(doc: _Doc, args_text: str) -> str | None:
 
 def parse_examples(code: str) -> list[Example]:
     """Examples stated in ``code``'s docstrings, for functions ``code`` defines."""
-    names = set(_DEF.findall(code))
+    names = set(DEF_LINE.findall(code))
     if not names:
         return []
     found: list[Example] = []
@@ -226,7 +226,7 @@ def parse_examples(code: str) -> list[Example]:
 
 def assemble_program(prompt_src: str, generated: str) -> str:
     """The program to run: the answer's code, with the prompt's imports and helpers it lacks."""
-    wanted = _DEF.findall(prompt_src)
+    wanted = DEF_LINE.findall(prompt_src)
     return program_for(prompt_src, generated, wanted[-1]) if wanted else prompt_src + generated
 
 
@@ -267,7 +267,7 @@ def check_program(program: str, examples: Sequence[Example]) -> str:
 
 def _failures(detail: str, n_examples: int) -> int:
     """Examples an answer failed, from the check's message; a crash counts as worse than all."""
-    m = re.search(r"(\d+) of \d+ examples failed", detail)
+    m = re.search(r"(\d+) of \d+ (?:examples|tests) failed", detail)
     return int(m.group(1)) if m else n_examples + 1
 
 
@@ -311,12 +311,28 @@ class DocExamplesVerifier(Verifier):
         self._deferred: str | None = None  # definitions that lacked a helper (NameError)
         self.entry: str | None = None  # the function the prompt asks for
 
+    def _load_checks(self, prompt_text: str) -> None:
+        """Read what to check from the prompt: its code, its examples, the asked-for function."""
+        self.prompt_src = prompt_code(prompt_text)
+        self.examples = parse_examples(self.prompt_src)
+        wanted = DEF_LINE.findall(self.prompt_src)
+        self.entry = wanted[-1] if wanted else None
+
+    @property
+    def _has_checks(self) -> bool:
+        return bool(self.examples)
+
+    @property
+    def _n_checks(self) -> int:
+        return len(self.examples)
+
+    def _check_source(self, code: str) -> str:
+        """The program that exits 0 when the answer ``code`` passes every check."""
+        return check_program(assemble_program(self.prompt_src, code), self.examples)
+
     def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
         text = b"".join(self.piece(t) for t in prompt_tokens).decode("utf-8", "replace")
-        self.prompt_src = prompt_code(text)
-        self.examples = parse_examples(self.prompt_src)
-        wanted = _DEF.findall(self.prompt_src)
-        self.entry = wanted[-1] if wanted else None
+        self._load_checks(text)
         self._deferred = None
         self.rejections = 0
         self.last_detail = ""
@@ -374,7 +390,7 @@ class DocExamplesVerifier(Verifier):
 
     def _judge_function(self, upto: int) -> float:
         """The token ``upto - 1`` started a top-level line: judge the function if complete."""
-        if self._checked_at is not None or self._settled or not self.examples or not self.entry:
+        if self._checked_at is not None or self._settled or not self._has_checks or not self.entry:
             return 1.0
         text = b"".join(self._pieces[:upto]).decode("utf-8", "replace")
         code, closed = extract_code(text, "fenced")
@@ -388,14 +404,14 @@ class DocExamplesVerifier(Verifier):
 
     def _verdict(self, upto: int, code: str, *, final: bool) -> float:
         self._checked_at = upto - 1
-        if not self.examples or self._settled:
+        if not self._has_checks or self._settled:
             return 1.0
-        outcome = run_program(
-            check_program(assemble_program(self.prompt_src, code), self.examples), self.limits
-        )
+        t0 = time.perf_counter()
+        outcome = run_program(self._check_source(code), self.limits)
         self.stats.calls += 1
         self.stats.code_runs += 1
         self.stats.code_cpu_s += outcome.cpu_s
+        self.stats.code_wall_s += time.perf_counter() - t0
         self.stats.isolation = outcome.isolation.value
         if outcome.passed:
             self.last_detail = ""
@@ -406,7 +422,7 @@ class DocExamplesVerifier(Verifier):
             return 1.0
         self.last_detail = outcome.detail
         start = self._body_start() or 0
-        failed = _failures(outcome.detail, len(self.examples))
+        failed = _failures(outcome.detail, self._n_checks)
         best = self._best
         if best is None or failed < best[0]:
             self._best = (failed, self._tokens[start:upto])
@@ -470,7 +486,7 @@ class DocExamplesVerifier(Verifier):
         return replay
 
     def at_length(self) -> tuple[int, Sequence[int]] | None:
-        if not self.examples or self._settled or self._best is None:
+        if not self._has_checks or self._settled or self._best is None:
             return None
         start = self._body_start()
         if self._checked_at is not None or start is None:
@@ -479,7 +495,7 @@ class DocExamplesVerifier(Verifier):
         return start, list(self._best[1])
 
     def hold_from(self) -> int | None:
-        if not self.examples or self._settled:
+        if not self._has_checks or self._settled:
             return None
         if self._checked_at is not None and self._checked_at not in self._failed_at:
             return None  # this answer's block passed: nothing left to take back

@@ -75,6 +75,7 @@ class StackedVerifier(Verifier):
             total.seconds += s.seconds
             total.code_runs += s.code_runs
             total.code_cpu_s += s.code_cpu_s
+            total.code_wall_s += s.code_wall_s
             total.isolation = total.isolation or s.isolation
         return total
 
