@@ -7,10 +7,6 @@ import pandas as pd
 
 from dashboards.tables import COST_PARTS, MEMORY_PARTS
 
-VERIFIER_COLOURS = alt.Scale(
-    domain=["none", "latent", "separate"], range=["#1f77b4", "#2ca02c", "#ff7f0e"]
-)
-
 
 def _candidate_axis(df: pd.DataFrame) -> alt.Y:
     """Candidates top to bottom in shortlist order, labels long enough to read."""
@@ -33,11 +29,12 @@ def pareto_chart(df: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart:
             alt.Tooltip("model:N"),
             alt.Tooltip("verifier:N"),
             alt.Tooltip("pass_at_1:Q", format=".3f"),
+            alt.Tooltip("provenance:N", title="pass@1 from"),
             alt.Tooltip(f"{x}:Q", title=x_title, format=",.3f"),
         ],
     )
     points = base.mark_circle(size=22, opacity=0.4).encode(
-        color=alt.Color("verifier:N", scale=VERIFIER_COLOURS, title="verifier")
+        color=alt.Color("verifier:N", scale=alt.Scale(scheme="category10"), title="verifier")
     )
     front = (
         base.transform_filter(alt.datum.frontier)

@@ -15,7 +15,13 @@ from pathlib import Path
 CATALOG_ENV = "BACKPLAN_DASHBOARD_CATALOG"
 PROFILE_ENV = "BACKPLAN_DASHBOARD_PROFILE"
 DEFAULT_PROFILE = Path("out/profile.json")
-QUALITY_FILE = Path("benchmarks/results/humaneval.json")
+
+
+def quality_file() -> Path | None:
+    """The measured runs list plans read (as ``backplan plan`` does)."""
+    from planner.recommend.quality import default_runs_file
+
+    return default_runs_file()
 
 
 def default_overlay_dir() -> Path:

@@ -40,6 +40,8 @@ def shortlist_frame(plan: PlanResult) -> pd.DataFrame:
                 "quant": c.quant,
                 "verifier": c.verifier,
                 "pass@1": c.pass_at_1,
+                "pass@1 from": c.quality_provenance,
+                "usd_per_1k_solved": c.cost_per_1k_solved_usd,
                 "usd_per_mtok": c.cost_per_mtok_usd,
                 "capex_usd": c.capex_usd,
                 "annual_cost_usd": c.annual_cost_usd,
@@ -49,6 +51,8 @@ def shortlist_frame(plan: PlanResult) -> pd.DataFrame:
                 "memory_gb_per_replica": c.memory_gb_per_replica,
                 "binds": f"{c.binding} {c.headroom[c.binding]:.0%}",
                 "pareto": marks,
+                "versus next": c.trade,
+                "quality detail": c.quality_detail,
                 "id": c.id,
             }
         )
@@ -67,6 +71,7 @@ def pareto_frame(plan: PlanResult, x: str, frontier: Sequence[str]) -> pd.DataFr
             "id": c.id,
             x: getattr(c, x),
             "pass_at_1": c.pass_at_1 or 0.0,
+            "provenance": c.quality_provenance,
             "verifier": c.verifier,
             "hardware": f"{c.gpu_count} x {c.gpu_name}",
             "model": f"{c.model} {c.quant}",

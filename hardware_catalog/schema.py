@@ -125,6 +125,9 @@ class Gpu(_Sourced):
     usable_memory_gb: Positive | None = Field(
         default=None, description="memory the GPU may use when less than memory_gb (unified)"
     )
+    cpu_cores: int | None = Field(
+        default=None, gt=0, description="a system's CPU cores (they run sandboxed checks)"
+    )
     price: Price
     notes: str | None = None
 
@@ -197,6 +200,9 @@ class HostShare(_Sourced):
     gpu_slots: int = Field(ge=1, le=16)
     form_factors: list[FormFactor] = Field(min_length=1)
     components: list[HostComponent] = Field(default_factory=list)
+    cpu_cores: int | None = Field(
+        default=None, gt=0, description="physical CPU cores, all sockets (run sandboxed checks)"
+    )
     price: Price = Field(description="the host without GPUs")
     power_w: Positive = Field(description="host draw without GPUs under load")
     idle_power_w: Positive

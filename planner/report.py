@@ -14,7 +14,7 @@ from typing import Any
 
 from planner.profiler.schema import Profile
 from planner.recommend.plan import PlanResult
-from planner.recommend.report import shortlist_cells
+from planner.recommend.report import PROVENANCE_LEGEND, SHORTLIST_HEAD, shortlist_cells
 from runtime.atomic import atomic_write, write_text_atomic
 
 
@@ -56,10 +56,11 @@ def chart_pareto(plan: PlanResult, x: str, xlabel: str, frontier: list[str]) -> 
     pts = [
         (getattr(c, x), c.pass_at_1 or 0.0, c.id in frontier, c.verifier) for c in plan.candidates
     ]
-    colours = {"none": "tab:blue", "latent": "tab:green", "separate": "tab:orange"}
-    for kind, colour in colours.items():
+    palette = plt.get_cmap("tab10").colors
+    for i, kind in enumerate(dict.fromkeys(p[3] for p in pts)):
         xs = [p[0] for p in pts if p[3] == kind]
         ys = [p[1] for p in pts if p[3] == kind]
+        colour = palette[i % len(palette)]
         ax.scatter(xs, ys, s=10, alpha=0.35, color=colour, label=f"verifier: {kind}")
     front = sorted((p[0], p[1]) for p in pts if p[2])
     if front:
@@ -138,20 +139,6 @@ PROFILE_HEAD = [
     "fwd/token",
     "J/token",
 ]
-PLAN_HEAD = [
-    "#",
-    "hardware",
-    "model",
-    "quant",
-    "verifier",
-    "pass@1",
-    "$/Mtok",
-    "capex $",
-    "W",
-    "tok/s batch 1",
-    "tok/s peak",
-    "binds",
-]
 
 
 def _plan_rows(plan: PlanResult) -> list[list[str]]:
@@ -196,19 +183,25 @@ def write_report(out_dir: Path, profile: Profile, plan: PlanResult) -> dict[str,
         f"{profile.fingerprint.get('cpu_model')} ({profile.meter.get('device')})."
     )
     caveats = profile.warnings + [
-        "Verifier quality uplift is used only where measured (backplan eval); otherwise a "
-        "verifier row shows the plain model's pass@1 and only its costs."
+        PROVENANCE_LEGEND + ".",
+        plan.calibration + ".",
+        "A verifier row's pass@1 is measured, or extrapolated for programmatic checks by the "
+        "share of plain failures they fixed where measured; a learned head is never "
+        "extrapolated to another model (its pass@1 is then unknown).",
     ]
+    trades = [f"#{i} {c.trade}" for i, c in enumerate(plan.shortlist, 1) if c.trade]
     md = (
         "\n\n".join(
             [
                 "# backplan report",
+                plan.verdict,
                 intro,
                 "## Measured overheads (ratio to plain)",
                 _md_table(PROFILE_HEAD, _profile_rows(profile)),
                 "![overheads](overheads.png)",
                 "## Ranked shortlist",
-                _md_table(PLAN_HEAD, _plan_rows(plan)),
+                _md_table(SHORTLIST_HEAD, _plan_rows(plan)),
+                "\n".join(f"- {t}" for t in trades),
                 "![quality vs cost](pareto_cost.png)",
                 "![quality vs watts](pareto_power.png)",
                 "![cost breakdown](costs.png)",
@@ -228,10 +221,11 @@ def write_report(out_dir: Path, profile: Profile, plan: PlanResult) -> dict[str,
 table{{border-collapse:collapse;font-size:13px;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}
 td:nth-child(-n+2),th{{text-align:left}} img{{max-width:100%}}</style></head><body>
-<h1>backplan report</h1><p>{html.escape(intro)}</p>
+<h1>backplan report</h1><p><b>{html.escape(plan.verdict)}</b></p><p>{html.escape(intro)}</p>
 <h2>Measured overheads (ratio to plain)</h2>{_html_table(PROFILE_HEAD, _profile_rows(profile))}
 {img("overheads.png", "overheads")}
-<h2>Ranked shortlist</h2>{_html_table(PLAN_HEAD, _plan_rows(plan))}
+<h2>Ranked shortlist</h2>{_html_table(SHORTLIST_HEAD, _plan_rows(plan))}
+<ul>{"".join(f"<li>{html.escape(t)}</li>" for t in trades)}</ul>
 {img("pareto_cost.png", "quality vs cost")}{img("pareto_power.png", "quality vs watts")}
 {img("costs.png", "cost breakdown")}
 <h2>Caveats</h2><ul>{"".join(f"<li>{html.escape(c)}</li>" for c in caveats)}</ul>

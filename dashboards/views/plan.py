@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from dashboards import charts, tables
-from dashboards.config import QUALITY_FILE
+from dashboards.config import quality_file
 from dashboards.state import (
     PLAN_KEY,
     PLAN_PROFILE_KEY,
@@ -26,7 +26,7 @@ from dashboards.state import (
 from hardware_catalog import Catalog
 from planner.profiler.schema import Profile
 from planner.recommend.plan import PlanResult, make_plan
-from planner.recommend.workload import ALL_VERIFIERS, Workload, make_workload
+from planner.recommend.workload import DEFAULT_VERIFIERS, Workload, make_workload
 from runtime.errors import BackplanError
 
 INPUTS_KEY = "plan_inputs"  # the last submitted form, so values survive a page change
@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "ops_usd_per_year": 0.0,
     "gpus": [],
     "models": [],
-    "verifiers": list(ALL_VERIFIERS),
+    "verifiers": list(DEFAULT_VERIFIERS),
     "quants": ["Q4_K_M", "Q8_0"],
     "gpu_counts": list(GPU_COUNTS),
     "top": 10,
@@ -231,7 +231,13 @@ def _form(catalog: Catalog, profile_names: list[str]) -> dict[str, Any] | None:
                 default=[m for m in last["models"] if m in catalog.models],
             )
             c1, c2, c3, c4, c5 = st.columns(5)
-            v["verifiers"] = c1.multiselect("Verifiers", list(ALL_VERIFIERS), last["verifiers"])
+            v["verifiers"] = c1.multiselect(
+                "Verifiers",
+                list(dict.fromkeys([*DEFAULT_VERIFIERS, "syntax", *last["verifiers"]])),
+                last["verifiers"],
+                accept_new_options=True,
+                help=_help("verifiers"),
+            )
             v["quants"] = c2.multiselect("Quantisations", list(QUANTS), last["quants"])
             v["gpu_counts"] = c3.multiselect("GPU counts", list(GPU_COUNTS), last["gpu_counts"])
             v["ops_usd_per_year"] = c4.number_input(
@@ -278,7 +284,7 @@ def _run_plan(v: dict[str, Any], state: CatalogState, profiles: dict[str, Profil
                 workload,
                 catalog=state.catalog,
                 profile=profiles.get(profile_name) if profile_name else None,
-                quality_file=QUALITY_FILE if QUALITY_FILE.is_file() else None,
+                quality_file=quality_file(),
                 top=int(v["top"]),
             )
     except BackplanError as exc:
@@ -356,8 +362,7 @@ def show_plan(plan: PlanResult, catalog: Catalog, profiles: dict[str, Profile]) 
     st.caption(
         f"{plan.evaluated} candidates evaluated, {plan.feasible} feasible; region "
         f"{plan.region} ({plan.price_per_kwh_usd:.3f} USD/kWh), PUE {plan.pue:g}, "
-        f"{float(w.get('years') or 0):g} years; verifier costs: "
-        + ", ".join(f"{k} {v}" for k, v in plan.verifier_costs.items())
+        f"{float(w.get('years') or 0):g} years. {plan.calibration}."
     )
     if not plan.shortlist:
         st.error(
@@ -367,12 +372,18 @@ def show_plan(plan: PlanResult, catalog: Catalog, profiles: dict[str, Profile]) 
         )
         return
     best = plan.shortlist[0]
+    solved = (
+        f"{best.cost_per_1k_solved_usd:.3f} USD per 1,000 solved tasks"
+        if best.cost_per_1k_solved_usd is not None
+        else "pass@1 unknown"
+    )
     st.success(
         f"Best: {best.gpu_count} x {best.gpu_name}, {best.model} {best.quant}, verifier "
-        f"{best.verifier}: {best.cost_per_mtok_usd:.3f} USD per million tokens, pass@1 "
-        f"{(best.pass_at_1 or 0):.3f}, {best.active_power_w:.0f} W, capex "
-        f"{best.capex_usd:,.0f} USD; binds: {best.binding}."
+        f"{best.verifier}: {solved} ({best.cost_per_mtok_usd:.3f} USD per million tokens), "
+        f"pass@1 {(best.pass_at_1 or 0):.3f} ({best.quality_provenance}), "
+        f"{best.active_power_w:.0f} W, capex {best.capex_usd:,.0f} USD; binds: {best.binding}."
     )
+    st.info(plan.verdict)
     st.subheader("Ranked shortlist")
     frame = tables.shortlist_frame(plan)
     st.dataframe(
@@ -382,6 +393,13 @@ def show_plan(plan: PlanResult, catalog: Catalog, profiles: dict[str, Profile]) 
         column_config={
             "hardware": st.column_config.TextColumn(width="medium"),
             "pass@1": st.column_config.NumberColumn(format="%.3f"),
+            "pass@1 from": st.column_config.TextColumn(
+                help="measured (this harness), published (calibrated to it), extrapolated "
+                "(fix-rate rule) or unknown; the quality detail column says which"
+            ),
+            "usd_per_1k_solved": st.column_config.NumberColumn(
+                "USD / 1k solved", format="%.3f", help="Cost per 1,000 solved tasks: the rank"
+            ),
             "usd_per_mtok": st.column_config.NumberColumn("USD / Mtok", format="%.3f"),
             "capex_usd": st.column_config.NumberColumn("capex USD", format="%,.0f"),
             "annual_cost_usd": st.column_config.NumberColumn("USD / year", format="%,.0f"),
@@ -392,6 +410,7 @@ def show_plan(plan: PlanResult, catalog: Catalog, profiles: dict[str, Profile]) 
         },
     )
     st.caption(
+        "Ranked by cost per solved task (cost per million tokens x tokens per task / pass@1). "
         "binds: the constraint closest to its limit (use / limit); pareto: $ = on the quality "
         "vs cost frontier, W = on the quality vs watts frontier."
     )
@@ -424,13 +443,14 @@ def show_plan(plan: PlanResult, catalog: Catalog, profiles: dict[str, Profile]) 
     st.markdown("**Memory per replica against the memory of its GPUs (red tick)**")
     stack, capacity = tables.memory_frames(plan, catalog)
     st.altair_chart(charts.memory_chart(stack, capacity), width="stretch")
-    notes = {c.verifier: c for c in plan.shortlist if c.verifier != "none"}
+    notes = {(c.model, c.verifier): c for c in plan.shortlist if c.verifier != "none"}
     if notes:
         with st.expander("What the verifiers add"):
-            for kind, c in notes.items():
+            for (model, kind), c in notes.items():
                 st.markdown(
-                    f"- **{kind}** on {c.gpu_count} x {c.gpu_name}, {c.model}: "
-                    f"{'; '.join(c.notes)}; quality: {c.quality_source}"
+                    f"- **{kind}** on {model} ({c.gpu_count} x {c.gpu_name}): "
+                    f"{'; '.join(c.notes)}; quality ({c.quality_provenance}): "
+                    f"{c.quality_detail}; counts: {c.verifier_cost_source}"
                 )
 
 
@@ -438,7 +458,7 @@ def render() -> None:
     st.title("Plan")
     st.caption(
         "Describe the workload and its limits; backplan ranks GPU x count x model x "
-        "quantisation x verifier by cost per million tokens."
+        "quantisation x verifier by cost per solved task."
     )
     state = catalog_state()
     show_catalog_error(state)

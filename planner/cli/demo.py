@@ -94,6 +94,7 @@ def demo(
     from importlib import resources
 
     from planner.recommend.plan import make_plan
+    from planner.recommend.quality import default_runs_file
     from planner.recommend.report import print_plan
     from planner.recommend.workload import load_workload
     from planner.report import write_report
@@ -107,9 +108,7 @@ def demo(
     console.rule("3. plan for the example workload (verifier overheads from this profile)")
     # as `backplan plan` does: pass@1 measured here (if committed results are at hand)
     # overrides published figures
-    plan = make_plan(
-        workload, profile=profile, quality_file=Path("benchmarks/results/humaneval.json")
-    )
+    plan = make_plan(workload, profile=profile, quality_file=default_runs_file())
     write_text_atomic(out_dir / "plan.json", plan.model_dump_json(indent=2) + "\n")
     print_plan(plan, Console())
     paths = write_report(out_dir, profile, plan)

@@ -103,6 +103,7 @@ def plan(
     """Recommend GPU, count, model, quantisation and verifier for a workload."""
     from planner.profiler.schema import load_profile
     from planner.recommend.plan import make_plan
+    from planner.recommend.quality import default_runs_file
     from planner.recommend.report import print_plan
     from planner.recommend.workload import load_workload, make_workload
     from runtime.atomic import write_text_atomic
@@ -123,7 +124,7 @@ def plan(
             f"--quality {quality_file} does not exist; pass a runs list that "
             "`backplan eval humaneval --summary` wrote, or leave it out"
         )
-    quality_file = quality_file or Path("benchmarks/results/humaneval.json")
+    quality_file = quality_file or default_runs_file()
     result = make_plan(
         workload, catalog_dir=catalog_dir, profile=profile, quality_file=quality_file, top=top
     )

@@ -42,10 +42,11 @@ import click
 @click.option("--quant", default="Q4_K_M", show_default=True)
 @click.option(
     "--verifier",
-    type=click.Choice(["none", "latent", "separate"]),
     default="none",
     show_default=True,
-    help="separate = an equal-size verifier model.",
+    help="A verifier spec, as backplan plan reads it: none, latent, model:self (an "
+    "equal-size verifier model), syntax+examples=8, ...; its counts per token come from "
+    "the measured runs where there are some.",
 )
 @click.option(
     "--count",
@@ -84,8 +85,13 @@ def predict(
     from planner.capacity.efficiency import efficiency_for
     from planner.capacity.roofline import memory_need, prefill_tok_s
     from planner.capacity.shapes import device_from_gpu, shape_from_entry, shape_from_params
-    from planner.capacity.verifier import DEFAULT_COSTS, step_seconds
+    from planner.capacity.verifier import step_seconds
+    from planner.recommend.costs import CostBook
+    from planner.recommend.quality import default_runs_file, read_measured
+    from planner.recommend.workload import PLAN_STRATEGY
     from runtime.errors import UsageError
+    from runtime.verifiers.registry import SELF
+    from runtime.verifiers.spec import VerifierSpec
 
     if local_profile is None and (calibration_profiles or probe):
         raise UsageError("--calibrate and --probe work with --local PROFILE; add it or drop them")
@@ -139,17 +145,24 @@ def predict(
         raise UsageError("give --gpu NAME (or --local PROFILE for this machine)")
     if (model is None) == (params_b is None):
         raise UsageError("give exactly one of --model NAME or --params N")
+    spec = VerifierSpec.parse(verifier)
     g = find_gpu(catalog, gpu)
     if model is not None:
-        shape = shape_from_entry(find_model(catalog, model), quant)
+        entry = find_model(catalog, model)
+        shape = shape_from_entry(entry, quant)
     else:
         assert params_b is not None
-        like = min(catalog.models.values(), key=lambda m: abs(m.params_b - params_b))
-        shape = shape_from_params(params_b, quant, like)
+        entry = min(catalog.models.values(), key=lambda m: abs(m.params_b - params_b))
+        shape = shape_from_params(params_b, quant, entry)
     dev = device_from_gpu(g)
     eff = efficiency_for(g.vendor, g.kind)
-    ver = shape if verifier == "separate" else None
-    cost = DEFAULT_COSTS[verifier]  # type: ignore[index]
+    ver = None
+    if spec.needs_second_model:
+        name = spec.verifier_models[0]
+        ver = shape if name == SELF else shape_from_entry(find_model(catalog, name), quant)
+    book = CostBook(catalog, None, read_measured(default_runs_file()))
+    cost = book.cost(spec, "plain" if spec.is_none else PLAN_STRATEGY, entry.id)
+    verifier = spec.plan_key(entry.id)
     need = memory_need(shape, ver, eff, context=max(context, 1), sequences=1, devices=count)
     decode = 1.0 / step_seconds(dev, shape, ver, eff, cost, context=context)
     watts = count * (
@@ -162,6 +175,7 @@ def predict(
         "model": shape.name,
         "quant": quant,
         "verifier": verifier,
+        "verifier_cost_source": cost.source,
         "decode_tok_s": round(decode, 1),
         "prefill_tok_s": round(prefill_tok_s(dev, shape, eff), 1),
         "memory_gb": round(need.total_gb, 2),

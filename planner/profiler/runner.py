@@ -46,12 +46,25 @@ log = logging.getLogger(__name__)
 GB = 1e9
 SPREAD_WARN_PCT = 15.0
 
-PROMPTS = (
-    "Write a Python function `is_prime(n)` that returns True when n is a prime number.",
-    "Write a Python function that returns the n-th Fibonacci number iteratively.",
-    "Write a Python function that merges two sorted lists into one sorted list.",
-    "Write a Python function that counts the vowels in a string.",
+#: Function stubs with one stated example each, asked for as ``backplan eval`` asks (a chat
+#: prompt, the stub in a code block): what a coding assistant is given, and what the examples
+#: verifier can check. The first complete soonest (``--quick`` uses one).
+STUBS = (
+    'def merge_sorted(a: list, b: list) -> list:\n    """Merge two sorted lists into one '
+    'sorted list.\n    merge_sorted([1, 3], [2]) == [1, 2, 3]\n    """\n',
+    'def count_vowels(s: str) -> int:\n    """Count the vowels in s.\n    '
+    'count_vowels("hello") == 2\n    """\n',
+    'def is_prime(n: int) -> bool:\n    """True when n is a prime number.\n    '
+    'is_prime(7) == True\n    """\n',
+    'def fib(n: int) -> int:\n    """The n-th Fibonacci number, computed iteratively.\n    '
+    'fib(10) == 55\n    """\n',
 )
+
+
+def _prompt(stub: str) -> str:
+    from planner.quality.harness import INSTRUCTION
+
+    return f"{INSTRUCTION}\n\n```python\n{stub}```"
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,13 @@ CONFIGS: dict[str, ProfileConfig] = {
             "Python-syntax verifier, threshold backtracking",
         ),
         ProfileConfig("syntax-vgb", "vgb", "syntax", 0.7, "Python-syntax verifier, VGB walk"),
+        ProfileConfig(
+            "examples-threshold",
+            "threshold",
+            "syntax+examples=8",
+            0.0,
+            "syntax and the prompt's examples run in the jail, threshold backtracking",
+        ),
     )
 }
 
@@ -144,7 +164,7 @@ class ProfileRequest(BaseModel):
         None, ge=8, le=4096, description="Tokens per prompt (default 64; quick 32)."
     )
     n_prompts: int | None = Field(
-        None, ge=1, le=len(PROMPTS), description="Prompts per repeat (default 2; quick 1)."
+        None, ge=1, le=len(STUBS), description="Prompts per repeat (default 2; quick 1)."
     )
     n_ctx: int = Field(1024, ge=256, le=131072)
     quality: int | None = Field(
@@ -164,7 +184,7 @@ class ProfileRequest(BaseModel):
                 f"unknown configuration {unknown[0]!r}; choose from " + ", ".join(CONFIGS)
             )
         names = ["plain"] + [c for c in self.configs if c != "plain"]
-        prompts = list(PROMPTS[: self.n_prompts or (1 if self.quick else 2)])
+        prompts = [_prompt(s) for s in STUBS[: self.n_prompts or (1 if self.quick else 2)]]
         tokens = self.max_tokens or (32 if self.quick else 64)
         return [CONFIGS[n] for n in dict.fromkeys(names)], prompts, tokens
 
@@ -340,15 +360,17 @@ def run_profile(req: ProfileRequest, progress: Progress | None = None) -> Profil
 def crossfit_spec(spec: str) -> str:
     """Head files that have a cross-fit manifest beside them are scored by it on HumanEval:
     a head trained on all problems must never score them."""
+    from runtime.verifiers.spec import VerifierPart, VerifierSpec
+
     parts = []
-    for part in spec.split("+"):
-        name, sep, ref = part.partition("=")
-        if ref.endswith(".npz"):
+    for part in VerifierSpec.parse(spec).parts:
+        ref = part.arg or ""
+        if part.info.arg == "head" and ref.endswith(".npz"):
             manifest = Path(ref[: -len(".npz")] + ".crossfit.json")
             if manifest.is_file():
-                ref = str(manifest)
-        parts.append(f"{name}{sep}{ref}")
-    return "+".join(parts)
+                part = VerifierPart(kind=part.kind, arg=str(manifest), model=part.model)
+        parts.append(part)
+    return str(VerifierSpec(tuple(parts)))
 
 
 def _measure_quality(
@@ -409,6 +431,9 @@ def _summarise(cfg: ProfileConfig, w: _Worker, meter: dict[str, Any], head: str)
     main_fwd = sum(t["main_forward_tokens"] - t["prompt_tokens"] for t in traces)
     ver_fwd = sum(t["verifier_forward_tokens"] - t["verifier_prompt_tokens"] for t in traces)
     heads = sum(t["head_evals"] for t in traces)
+    code_runs = sum(t.get("code_runs", 0) for t in traces)
+    code_cpu = sum(t.get("code_cpu_s", 0.0) for t in traces)
+    code_wall = sum(t.get("code_wall_s", 0.0) for t in traces)
     per = 1.0 / emitted if emitted else 0.0
     flops = 2.0 * (info["n_params"] * main_fwd + info["verifier_params"] * ver_fwd)
     tok_s = [n / s["elapsed_s"] for n, s in zip(per_repeat, samples, strict=True)]
@@ -447,6 +472,9 @@ def _summarise(cfg: ProfileConfig, w: _Worker, meter: dict[str, Any], head: str)
             forward_per_emitted=(main_fwd + ver_fwd) * per,
             head_evals_per_emitted=heads * per,
             gflops_per_emitted=flops * per / 1e9,
+            code_runs_per_emitted=code_runs * per,
+            code_cpu_s_per_emitted=code_cpu * per,
+            code_wall_s_per_emitted=code_wall * per,
         ),
         decode=DecodeFigures(
             tok_s=_stat(tok_s), ttft_s=_stat(ttft), decode_only_tok_s=_stat(decode_only)

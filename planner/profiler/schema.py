@@ -55,6 +55,15 @@ class ComputeFigures(_Strict):
     forward_per_emitted: float = Field(description="Main + verifier, prompt excluded.")
     head_evals_per_emitted: float
     gflops_per_emitted: float = Field(description="2 x parameters per forward token, summed.")
+    code_runs_per_emitted: float = Field(
+        0.0, description="Sandboxed checks of generated code (examples, tests) per token."
+    )
+    code_cpu_s_per_emitted: float = Field(
+        0.0, description="CPU seconds of those checks per token: host CPU, not accelerator."
+    )
+    code_wall_s_per_emitted: float = Field(
+        0.0, description="Wall seconds of those checks per token (the sequence waits)."
+    )
 
 
 class DecodeFigures(_Strict):

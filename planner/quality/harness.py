@@ -25,6 +25,7 @@ from runtime.errors import UsageError
 from runtime.files import read_text
 from runtime.sandbox import Limits, run_program
 from runtime.verifiers.program import program_for
+from runtime.verifiers.spec import VerifierSpec
 
 INSTRUCTION = (
     "Complete the following Python function. Reply with the whole function in one "
@@ -116,8 +117,10 @@ def resolve_crossfit(spec: str, task_ids: list[str]) -> dict[str, str]:
     from runtime.verifiers.head import ValueHead
 
     specs = {t: spec for t in task_ids}
-    for part in spec.split("+"):
-        _, _, ref = part.strip().partition("=")
+    for part in VerifierSpec.parse(spec).parts:
+        ref = part.arg or ""
+        if part.info.arg != "head":
+            continue
         if ref.endswith(".npz"):
             seen_by = set(ValueHead.load(Path(ref)).metadata.training_tasks) & set(task_ids)
             if seen_by:
@@ -200,6 +203,7 @@ def run_humaneval(
                     "forward_per_emitted": round(t.forward_per_emitted, 4),
                     "code_runs": t.code_runs,
                     "code_cpu_s": t.code_cpu_s,
+                    "code_wall_s": t.code_wall_s,
                     "isolation": outcome.isolation.value,
                 }
                 with out.open("a", encoding="utf-8") as fh:  # one whole line per problem

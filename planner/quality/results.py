@@ -14,13 +14,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from planner.quality.dataset import load_humaneval
 from planner.quality.stats import wilson_interval
 from runtime.atomic import write_text_atomic
 from runtime.errors import UsageError, first_problem
 from runtime.files import read_text
+from runtime.verifiers.spec import VerifierSpec
 
 #: How a reply is turned into the program the hidden tests run: ``definitions-v1`` keeps the
 #: code block's definitions (imports, functions, classes, the constants they read).
@@ -41,6 +42,16 @@ class EvalConfig(BaseModel):
     seed: int = 0
     prompt_format: str = "chat-fenced-v1"
     scoring: str = SCORING
+
+    @field_validator("verifier")
+    @classmethod
+    def _spec(cls, spec: str) -> str:
+        if VerifierSpec.parse(spec).needs_request_checks:  # a bad spelling: a UsageError
+            raise ValueError(
+                "the tests verifier runs a request's own tests; HumanEval's tests stay hidden "
+                "from every verifier (use examples: the prompt's own examples)"
+            )
+        return spec
 
 
 class ResultRecord(BaseModel):
@@ -139,6 +150,8 @@ def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, An
     lo, hi = wilson_interval(passed, n)
     tok_s = [r["tok_s"] for r in records if r.get("tok_s")]
     isolations = sorted({str(r.get("isolation", "process")) for r in records})
+    timed = [r for r in records if "code_cpu_s" in r and r.get("emitted_tokens")]
+    timed_tokens = sum(int(r["emitted_tokens"]) for r in timed)
     return {
         **config.model_dump(),
         "n": n,
@@ -151,6 +164,15 @@ def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, An
         if n
         else 0.0,
         "isolation": "+".join(isolations) if isolations else None,
+        # sandboxed checks during generation, per emitted token (runs that recorded them)
+        "code_cpu_s_per_emitted": round(sum(r["code_cpu_s"] for r in timed) / timed_tokens, 6)
+        if timed_tokens
+        else None,
+        "code_wall_s_per_emitted": round(
+            sum(r.get("code_wall_s", 0.0) for r in timed) / timed_tokens, 6
+        )
+        if timed_tokens
+        else None,
     }
 
 

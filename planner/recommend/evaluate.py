@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,9 +17,14 @@ from planner.capacity.roofline import (
     prefill_tok_s,
 )
 from planner.capacity.shapes import device_from_gpu, shape_from_entry
-from planner.capacity.verifier import DEFAULT_COSTS, VerifierCost, VerifierKind, step_seconds
-from planner.recommend.workload import Workload
+from planner.capacity.verifier import check_cpu_ceiling_tok_s, step_seconds
+from planner.recommend.costs import CostBook
+from planner.recommend.quality import Provenance, QualityBook
+from planner.recommend.workload import PLAN_STRATEGY, Workload
 from planner.tco import TcoInputs, compute_tco
+from runtime.errors import UsageError
+from runtime.verifiers.registry import SELF
+from runtime.verifiers.spec import VerifierSpec
 
 
 class Candidate(BaseModel):
@@ -33,7 +39,8 @@ class Candidate(BaseModel):
     host: str | None
     model: str
     quant: str
-    verifier: VerifierKind
+    verifier: str = Field(description="The verifier spec (its planning form).")
+    strategy: str = Field(description="plain without a verifier, else the plan's strategy.")
     feasible: bool
     binding: str = Field(description="The constraint closest to its limit (or violated).")
     headroom: dict[str, float] = Field(description="Use / limit per constraint (>1 violates).")
@@ -56,8 +63,16 @@ class Candidate(BaseModel):
     energy_kwh_per_mtok: float
     carbon_g_per_mtok: float
     pass_at_1: float | None
-    quality_source: str
+    quality_provenance: Provenance
+    quality_detail: str = Field(description="Which run, source or rule the pass@1 comes from.")
+    quality_ci95: tuple[float, float] | None = None
+    cost_per_1k_solved_usd: float | None = Field(
+        description="Cost per million tokens x tokens per task / pass@1, per 1,000 tasks."
+    )
+    host_cpu_cores: int | None = Field(description="CPU cores that run sandboxed checks.")
+    code_cpu_s_per_token: float = Field(0.0, description="Sandboxed checks' CPU per token.")
     verifier_cost_source: str
+    trade: str = Field("", description="What it trades against the next shortlist entry.")
     notes: list[str] = Field(default_factory=list)
 
     @property
@@ -76,8 +91,8 @@ class Context:
     price_per_kwh_usd: float
     carbon_g_per_kwh: float
     pue: float
-    costs: dict[VerifierKind, VerifierCost]
-    measured_quality: dict[tuple[str, str], float]
+    costs: CostBook
+    quality: QualityBook
 
 
 def pick_host(ctx: Context, gpu: Gpu, count: int) -> HostShare | None:
@@ -92,29 +107,34 @@ def pick_host(ctx: Context, gpu: Gpu, count: int) -> HostShare | None:
     )
 
 
-def quality(ctx: Context, model: ModelEntry, verifier: VerifierKind) -> tuple[float | None, str]:
-    key = (model.id, verifier)
-    if key in ctx.measured_quality:
-        return ctx.measured_quality[key], "measured here (backplan eval)"
-    base_key = (model.id, "none")
-    if verifier != "none":
-        base = ctx.measured_quality.get(base_key, model.humaneval_pass1_instruct)
-        return base, "verifier uplift not measured yet: plain model's pass@1"
-    if base_key in ctx.measured_quality:
-        return ctx.measured_quality[base_key], "measured here (backplan eval)"
-    return model.humaneval_pass1_instruct, "published (instruct, HumanEval pass@1)"
+def _verifier_shape(ctx: Context, spec: VerifierSpec, model: ModelEntry, quant: str) -> Any:
+    """The second model's shape for the roofline (``model:self``: the main model's)."""
+    if not spec.needs_second_model:
+        return None
+    name = spec.verifier_models[0]
+    if name == SELF:
+        return shape_from_entry(model, quant)
+    entry = ctx.catalog.models.get(name)
+    if entry is None:
+        raise UsageError(
+            f"verifier model:{name} is not in the catalogue's models; use model:self or a "
+            "catalogue model id"
+        )
+    return shape_from_entry(entry, quant)
 
 
 def evaluate(
-    ctx: Context, gpu: Gpu, count: int, model: ModelEntry, quant: str, verifier: VerifierKind
+    ctx: Context, gpu: Gpu, count: int, model: ModelEntry, quant: str, spec: VerifierSpec
 ) -> Candidate:
     w = ctx.workload
     eff = efficiency_for(gpu.vendor, gpu.kind)
     dev = device_from_gpu(gpu)
     main = shape_from_entry(model, quant)
-    ver = main if verifier == "separate" else None
-    cost = ctx.costs[verifier]
-    plain_cost = ctx.costs["none"]
+    ver = _verifier_shape(ctx, spec, model, quant)
+    strategy = "plain" if spec.is_none else PLAN_STRATEGY
+    cost = ctx.costs.cost(spec, strategy, model.id)
+    plain_cost = ctx.costs.cost(VerifierSpec(), "plain", model.id)
+    verifier = spec.plan_key(model.id)
     notes: list[str] = []
     conc = w.concurrency
 
@@ -156,6 +176,12 @@ def evaluate(
         capex += ctx.catalog.convert(host.price.amount, host.price.currency)
     elif not system:
         notes.append(f"no host in the catalogue takes {count} x {gpu.form_factor} GPUs")
+    cores = gpu.cpu_cores if system else (host.cpu_cores if host is not None else None)
+    cpu_ceiling = check_cpu_ceiling_tok_s(cost, cores) if cores else None
+    if cpu_ceiling is not None:
+        aggregate = min(aggregate, cpu_ceiling)
+    elif cost.code_cpu_s_per_token > 0:
+        notes.append("the host's CPU cores are not in the catalogue: checks' CPU not sized")
     tco = compute_tco(
         TcoInputs(
             capex_usd=capex,
@@ -170,7 +196,8 @@ def evaluate(
             ops_usd_per_year=w.ops_usd_per_year,
         )
     )
-    pass1, qsource = quality(ctx, model, verifier)
+    q = ctx.quality.estimate(model, spec, strategy)
+    pass1 = q.pass_at_1
     head = {
         "memory": need.total_gb / (k * dev.memory_gb),
         "latency": w.min_tok_s_per_stream / per_stream if per_stream else math.inf,
@@ -184,12 +211,23 @@ def evaluate(
         head["quality"] = (w.min_pass_at_1 / pass1) if pass1 else math.inf
     if host is None and not system:
         head["host"] = math.inf
+    if cpu_ceiling is not None:
+        head["host_cpu"] = w.demand_tok_s / cpu_ceiling
     binding = max(head, key=lambda name: head[name])
     feasible = all(v <= 1.0 for v in head.values())
-    if verifier != "none":
+    if not spec.is_none:
+        extra = (
+            f", checks {1000 * cost.code_cpu_s_per_token:.2f} CPU ms per token"
+            if cost.code_cpu_s_per_token
+            else ""
+        )
+        weights = (
+            f"+{need.verifier_weights_gb:.2f} GB weights, " if need.verifier_weights_gb else ""
+        )
         notes.append(
-            f"verifier: +{need.verifier_weights_gb:.2f} GB weights, decode "
-            f"{100 * (1 - t1_plain / t1):.0f}% slower than plain"
+            f"verifier: {weights}decode {100 * (1 - t1_plain / t1):.0f}% slower than plain, "
+            f"compute x{cost.main_forward_per_emitted + cost.verifier_forward_per_emitted:.2f}"
+            f"{extra}"
         )
     return Candidate(
         id=f"{count}x{gpu.id}/{model.id}/{quant}/{verifier}",
@@ -200,6 +238,7 @@ def evaluate(
         model=model.id,
         quant=quant,
         verifier=verifier,
+        strategy=strategy,
         feasible=feasible,
         binding=binding,
         headroom={k_: round(v, 4) for k_, v in head.items()},
@@ -222,10 +261,17 @@ def evaluate(
         energy_kwh_per_mtok=round(tco.energy_kwh_per_mtok, 4),
         carbon_g_per_mtok=round(tco.carbon_g_per_mtok, 1),
         pass_at_1=pass1,
-        quality_source=qsource,
+        quality_provenance=q.provenance,
+        quality_detail=q.detail,
+        quality_ci95=q.ci95,
+        cost_per_1k_solved_usd=round(tco.cost_per_mtok_usd * w.tokens_per_task / 1e3 / pass1, 5)
+        if pass1
+        else None,
+        host_cpu_cores=cores,
+        code_cpu_s_per_token=cost.code_cpu_s_per_token,
         verifier_cost_source=cost.source,
         notes=notes,
     )
 
 
-__all__ = ["Candidate", "Context", "DEFAULT_COSTS", "evaluate"]
+__all__ = ["Candidate", "Context", "evaluate"]

@@ -1,23 +1,28 @@
-"""Make a plan: enumerate candidates, filter by the workload, Pareto frontiers, ranked shortlist."""
+"""Make a plan: enumerate candidates, filter by the workload, rank by cost per solved task.
+
+A buyer compares the cost of an answer that works: cost per million tokens divided by pass@1
+(times the workload's tokens per task), so a configuration that is 1% cheaper per token but
+solves a third fewer tasks ranks below the one that solves them. Candidates whose pass@1 is
+unknown rank after all others, by cost per token. The quality floor stays a filter; the
+quality-vs-cost and quality-vs-watts Pareto frontiers are kept beside the ranking.
+"""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from hardware_catalog import Catalog, find_gpu, find_model, find_pue, find_region, load_catalog
-from planner.capacity.verifier import DEFAULT_COSTS, VerifierCost, VerifierKind, cost_from_profile
-from planner.profiler.schema import ProfileError
-from planner.quality.results import RunSummary, read_runs
+from planner.recommend.costs import CostBook
 from planner.recommend.evaluate import Candidate, Context, evaluate
+from planner.recommend.quality import QualityBook, read_measured
+from planner.recommend.trade import trade_sentence, verdict
 from planner.recommend.workload import Workload
-from runtime.errors import UsageError, first_problem
-
-log = logging.getLogger(__name__)
+from runtime.errors import UsageError
+from runtime.verifiers.spec import VerifierSpec
 
 CODE_FAMILIES = ("qwen2.5-coder",)
 
@@ -32,7 +37,11 @@ class PlanResult(BaseModel):
     region: str
     price_per_kwh_usd: float
     pue: float
-    verifier_costs: dict[str, str]
+    verdict: str = Field(description="What the verifiers buy on this workload, in numbers.")
+    calibration: str = Field(description="How published pass@1 is calibrated to this harness.")
+    verifier_costs: dict[str, str] = Field(
+        description="'model verifier': where its counts per token come from."
+    )
     evaluated: int
     feasible: int
     rejected_by: dict[str, int] = Field(description="Infeasible candidates by binding limit.")
@@ -40,34 +49,6 @@ class PlanResult(BaseModel):
     pareto_cost: list[str] = Field(description="Ids on the quality vs cost/Mtok frontier.")
     pareto_power: list[str] = Field(description="Ids on the quality vs watts frontier.")
     candidates: list[Candidate] = Field(description="Every feasible candidate.")
-
-
-def measured_quality(path: Path | None) -> dict[tuple[str, str], float]:
-    """(model, verifier) -> pass@1 from a humaneval.json of ``backplan eval`` runs, if any."""
-    if path is None:
-        return {}
-    out: dict[tuple[str, str], float] = {}
-    for i, raw in enumerate(read_runs(path), 1):
-        try:
-            run = RunSummary.model_validate(raw)
-        except ValidationError as exc:
-            field, msg = first_problem(exc)
-            raise UsageError(
-                f"{path}: run {i}: field {field}: {msg}; fix or move the runs list"
-            ) from None
-        if run.n >= 100:
-            parts = [p.strip().partition("=")[0] for p in run.verifier.split("+")]
-            if parts == ["none"]:
-                kind = "none"
-            elif any(p.startswith("model:") for p in parts):
-                kind = "separate"
-            elif "latent" in parts:
-                kind = "latent"
-            else:  # programmatic checks only (syntax, examples): not a planned verifier kind
-                continue
-            key = (run.model, kind)
-            out[key] = max(out.get(key, 0.0), run.pass_at_1)
-    return out
 
 
 def _pareto(points: list[tuple[str, float, float]]) -> list[str]:
@@ -78,6 +59,29 @@ def _pareto(points: list[tuple[str, float, float]]) -> list[str]:
         if not dominated:
             best.append(pid)
     return best
+
+
+def rank_key(c: Candidate) -> tuple[int, float, float, float, str]:
+    """Known pass@1 first, by cost per solved task; then by cost per token; ties: quality,
+    then memory, then the id (stable)."""
+    if c.cost_per_1k_solved_usd is not None:
+        return (
+            0,
+            round(c.cost_per_1k_solved_usd, 6),
+            -(c.pass_at_1 or 0.0),
+            c.memory_gb_per_replica,
+            c.id,
+        )
+    return (1, round(c.cost_per_mtok_usd, 6), 0.0, c.memory_gb_per_replica, c.id)
+
+
+def _calibration_note(book: QualityBook) -> str:
+    parts = [f"{family}: {book.calibration.describe(family)}" for family in book.calibration.ratios]
+    return (
+        "published pass@1 " + "; ".join(parts)
+        if parts
+        else "published pass@1 uncalibrated: no model measured in this harness"
+    )
 
 
 def make_plan(
@@ -97,13 +101,9 @@ def make_plan(
         if isinstance(workload.pue, (int, float))
         else find_pue(catalog, str(workload.pue)).pue
     )
-    costs: dict[VerifierKind, VerifierCost] = dict(DEFAULT_COSTS)
-    if profile is not None:
-        for kind in ("none", "latent", "separate"):
-            try:
-                costs[kind] = cost_from_profile(profile, kind)  # type: ignore[arg-type]
-            except ProfileError as exc:  # a profile without that configuration, or unusable
-                log.info("profile has no usable %s configuration (%s): the default", kind, exc)
+    measured = read_measured(quality_file)
+    quality = QualityBook(catalog, measured)
+    costs = CostBook(catalog, profile, measured)
     ctx = Context(
         catalog=catalog,
         workload=workload,
@@ -111,7 +111,7 @@ def make_plan(
         carbon_g_per_kwh=region.carbon_g_per_kwh,
         pue=pue,
         costs=costs,
-        measured_quality=measured_quality(quality_file),
+        quality=quality,
     )
     gpus = (
         [find_gpu(catalog, g) for g in workload.gpus]
@@ -125,44 +125,49 @@ def make_plan(
     )
     if not models:
         raise UsageError("no models to consider; list some under `models:` in the workload")
+    specs = [VerifierSpec.parse(v) for v in workload.verifiers]
     evaluated: list[Candidate] = []
     for gpu in gpus:
         counts = [1] if gpu.is_system else workload.gpu_counts
         for count in counts:
             for model in models:
                 for quant in workload.quants:
-                    for verifier in workload.verifiers:
-                        evaluated.append(evaluate(ctx, gpu, count, model, quant, verifier))
+                    for spec in specs:
+                        evaluated.append(evaluate(ctx, gpu, count, model, quant, spec))
     feasible = [c for c in evaluated if c.feasible]
     rejected: dict[str, int] = {}
     for c in evaluated:
         if not c.feasible:
             rejected[c.binding] = rejected.get(c.binding, 0) + 1
-    order = {"none": 0, "latent": 1, "separate": 2}
-    ranked = sorted(
-        feasible,
-        key=lambda c: (round(c.cost_per_mtok_usd, 4), -(c.pass_at_1 or 0.0), order[c.verifier]),
-    )
+    ranked = sorted(feasible, key=rank_key)
     shortlist: list[Candidate] = []
     seen: set[tuple[str, int, str, str]] = set()
-    for c in ranked:  # one quantisation per hardware x model x verifier: the cheapest
+    for c in ranked:  # one quantisation per hardware x model x verifier: the best ranked
         key = (c.gpu, c.gpu_count, c.model, c.verifier)
         if key not in seen:
             seen.add(key)
             shortlist.append(c)
+    shortlist = shortlist[:top]
+    for a, b in zip(shortlist, shortlist[1:], strict=False):
+        a.trade = trade_sentence(a, b)
     pts_cost = [(c.id, c.pass_at_1 or 0.0, c.cost_per_mtok_usd) for c in feasible]
     pts_power = [(c.id, c.pass_at_1 or 0.0, c.active_power_w) for c in feasible]
+    sources: dict[str, str] = {}
+    for c in evaluated:
+        sources.setdefault(f"{c.model} {c.verifier}", c.verifier_cost_source)
     return PlanResult(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         workload=workload.model_dump(),
         region=region.id,
         price_per_kwh_usd=price,
         pue=pue,
-        verifier_costs={k: v.source for k, v in costs.items()},
+        verdict=verdict(ranked),
+        calibration=_calibration_note(quality),
+        verifier_costs=sources,
         evaluated=len(evaluated),
         feasible=len(feasible),
         rejected_by=rejected,
-        shortlist=shortlist[:top],
+        shortlist=shortlist,
         pareto_cost=_pareto(pts_cost),
         pareto_power=_pareto(pts_power),
         candidates=ranked,

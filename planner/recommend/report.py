@@ -9,6 +9,18 @@ from rich.table import Table
 from planner.recommend.evaluate import Candidate
 from planner.recommend.plan import PlanResult
 
+#: How a pass@1's provenance is marked in tables.
+PROVENANCE_MARK = {"measured": "m", "published": "p", "extrapolated": "e", "unknown": "?"}
+PROVENANCE_LEGEND = (
+    "pass@1: m = measured in this harness, p = published (calibrated to this harness where a "
+    "model of its family was measured), e = extrapolated by the fix-rate rule, ? = unknown"
+)
+
+
+def pass_cell(c: Candidate) -> str:
+    mark = PROVENANCE_MARK[c.quality_provenance]
+    return "-" if c.pass_at_1 is None else f"{c.pass_at_1:.3f} {mark}"
+
 
 def shortlist_cells(rank: int, c: Candidate, hardware: str) -> list[str]:
     """One shortlist row as text: rank, hardware, model ... what binds."""
@@ -18,7 +30,8 @@ def shortlist_cells(rank: int, c: Candidate, hardware: str) -> list[str]:
         c.model,
         c.quant,
         c.verifier,
-        "-" if c.pass_at_1 is None else f"{c.pass_at_1:.3f}",
+        pass_cell(c),
+        "-" if c.cost_per_1k_solved_usd is None else f"{c.cost_per_1k_solved_usd:.3f}",
         f"{c.cost_per_mtok_usd:.3f}",
         f"{c.capex_usd:,.0f}",
         f"{c.active_power_w:.0f}",
@@ -28,10 +41,27 @@ def shortlist_cells(rank: int, c: Candidate, hardware: str) -> list[str]:
     ]
 
 
+SHORTLIST_HEAD = [
+    "#",
+    "hardware",
+    "model",
+    "quant",
+    "verifier",
+    "pass@1",
+    "$/1k solved",
+    "$/Mtok",
+    "capex $",
+    "W",
+    "tok/s b1",
+    "tok/s peak",
+    "binds",
+]
+
+
 def print_plan(plan: PlanResult, console: Console | None = None) -> None:
     console = console or Console()
     if not console.is_terminal:
-        console.width = max(console.width, 170)
+        console.width = max(console.width, 190)
     w = plan.workload
     console.print(
         f"[bold]plan[/bold]: {plan.evaluated} candidates, {plan.feasible} feasible; "
@@ -48,29 +78,11 @@ def print_plan(plan: PlanResult, console: Console | None = None) -> None:
             "above (budget, power cap, latency, minimum pass@1)"
         )
         return
-    t = Table(box=box.SIMPLE_HEAD, title="ranked shortlist (cheapest per million tokens first)")
-    for col in (
-        "#",
-        "hardware",
-        "model",
-        "quant",
-        "verifier",
-        "pass@1",
-        "$/Mtok",
-        "capex $",
-        "W",
-        "tok/s b1",
-        "tok/s peak",
-        "binds",
-        "pareto",
-    ):
-        t.add_column(
-            col,
-            justify="left"
-            if col in ("hardware", "model", "verifier", "binds", "pareto", "quant")
-            else "right",
-            no_wrap=True,
-        )
+    console.print(plan.verdict)
+    t = Table(box=box.SIMPLE_HEAD, title="ranked shortlist (cheapest per solved task first)")
+    left = ("hardware", "model", "verifier", "binds", "pareto", "quant")
+    for col in (*SHORTLIST_HEAD, "pareto"):
+        t.add_column(col, justify="left" if col in left else "right", no_wrap=True)
     for i, c in enumerate(plan.shortlist, 1):
         marks = ("$" if c.id in plan.pareto_cost else "") + (
             "W" if c.id in plan.pareto_power else ""
@@ -78,14 +90,20 @@ def print_plan(plan: PlanResult, console: Console | None = None) -> None:
         t.add_row(*shortlist_cells(i, c, c.gpu), marks)
     console.print(t)
     console.print(
-        "binds: the constraint closest to its limit (use / limit); pareto: $ = on the "
-        "quality vs cost frontier, W = on the quality vs watts frontier"
+        f"{PROVENANCE_LEGEND}. $/1k solved: USD per 1,000 solved tasks "
+        f"({w.get('tokens_per_task'):g} tokens each); binds: the constraint closest to its "
+        "limit (use / limit); pareto: $ = on the quality vs cost frontier, W = quality vs watts"
     )
+    for i, c in enumerate(plan.shortlist[:3], 1):
+        if c.trade:
+            console.print(f"#{i} {c.trade}")
+    console.print(plan.calibration)
     shown: set[str] = set()
-    for c in plan.shortlist:  # what each kind of verifier adds, once
-        if c.verifier != "none" and c.verifier not in shown:
-            shown.add(c.verifier)
+    for c in plan.shortlist:  # where each verifier row's figures come from, once
+        key = f"{c.model} {c.verifier}"
+        if c.verifier != "none" and key not in shown:
+            shown.add(key)
             console.print(
-                f"{c.verifier} verifier on {c.gpu_count} x {c.gpu}, {c.model}: "
-                f"{'; '.join(c.notes)}; quality: {c.quality_source}"
+                f"{c.verifier} on {c.model}: {'; '.join(c.notes)}; quality: {c.quality_detail}; "
+                f"counts: {c.verifier_cost_source}"
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import yaml
 from pydantic import (
@@ -18,9 +18,13 @@ from pydantic import (
 
 from runtime.errors import UsageError, first_problem
 from runtime.files import read_text, yaml_problem
+from runtime.verifiers.spec import VerifierSpec
 
-VerifierOption = Literal["none", "latent", "separate"]
-ALL_VERIFIERS: tuple[VerifierOption, ...] = ("none", "latent", "separate")
+#: Verifier rows are planned with threshold backtracking: the strategy measured to help.
+PLAN_STRATEGY = "threshold"
+#: The verifiers a plan compares unless told otherwise: none, the latent head, an equal-size
+#: separate verifier (the seed's setup) and the programmatic checks measured to help.
+DEFAULT_VERIFIERS: tuple[str, ...] = ("none", "latent", "model:self", "syntax+examples=8")
 
 
 class Workload(BaseModel):
@@ -62,9 +66,37 @@ class Workload(BaseModel):
     quants: list[str] = Field(
         default_factory=lambda: ["Q4_K_M", "Q8_0"], min_length=1, description="Quantisations."
     )
-    verifiers: list[VerifierOption] = Field(
-        default_factory=lambda: list(ALL_VERIFIERS), min_length=1, description="Verifier kinds."
+    verifiers: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_VERIFIERS),
+        min_length=1,
+        description="Verifier specs to compare (backplan's --verifier spelling: none, latent, "
+        "model:self, syntax+examples=8, ...), each with threshold backtracking.",
     )
+    tokens_per_task: float = Field(
+        220,
+        gt=0,
+        description="Tokens generated per coding task (HumanEval answers here: 190-225); with "
+        "pass@1 it sets the cost per solved task.",
+    )
+
+    @field_validator("verifiers")
+    @classmethod
+    def _specs(cls, specs: list[str]) -> list[str]:
+        out = []
+        for text in specs:
+            try:
+                spec = VerifierSpec.parse(text)
+            except UsageError as exc:  # reported with the file and the field
+                raise ValueError(str(exc)) from None
+            if spec.needs_request_checks:
+                raise ValueError(
+                    "the tests verifier's effect depends on each request's tests, so it cannot "
+                    "be planned; plan with examples (the prompt's own examples)"
+                )
+            out.append(str(spec))
+        if len(set(out)) != len(out):
+            raise ValueError("a verifier is listed twice")
+        return out
 
     @field_validator("pue")
     @classmethod

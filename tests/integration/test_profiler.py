@@ -91,7 +91,7 @@ def test_report_from_a_real_profile_and_plan(small_profile, tmp_path: Path) -> N
         ),
         profile=small_profile,
     )
-    assert plan.verifier_costs["separate"].startswith("profile smollm2-135m")
+    assert plan.verifier_costs["qwen2.5-coder-7b model:self"].startswith("profile smollm2-135m")
     paths = write_report(tmp_path, small_profile, plan)
     page = paths["html"].read_text()
     assert page.count("data:image/png;base64,") == 4

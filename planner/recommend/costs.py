@@ -1,0 +1,93 @@
+"""Which measured counts a plan charges each (model, verifier, strategy), and why.
+
+In order: the ``--profile`` configuration with the same verifier and strategy (the user's own
+measurement, on the prompts of ``backplan profile``); else the ``backplan eval`` run of that
+configuration on this model, then on the nearest measured size (HumanEval answers: the real
+workload's regenerations and checks); else an assumption that says it is one (every token
+checked once, no rejections). Every :class:`~planner.capacity.verifier.VerifierCost` names its
+source, and the plan shows it.
+
+A run's ``forward_per_emitted`` counts main and verifier model together; where a separate
+verifier model was used, both read each generated token once, so it is split evenly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from hardware_catalog import Catalog
+from planner.capacity.verifier import VerifierCost, assumed_cost, cost_from_config
+from planner.profiler.schema import Profile, ProfileError
+from planner.recommend.quality import Measured
+from runtime.verifiers.spec import VerifierSpec
+
+log = logging.getLogger(__name__)
+
+
+class CostBook:
+    """Per (verifier key, strategy, model): the counts to charge, with their source."""
+
+    def __init__(self, catalog: Catalog, profile: Profile | None, measured: list[Measured]) -> None:
+        self.catalog = catalog
+        self.profile = profile
+        self.measured = measured
+        self._cache: dict[tuple[str, str, str], VerifierCost] = {}
+
+    def cost(self, spec: VerifierSpec, strategy: str, model_id: str) -> VerifierCost:
+        key = spec.plan_key(model_id)
+        memo = (key, strategy, model_id)
+        if memo not in self._cache:
+            self._cache[memo] = self._find(spec, key, strategy, model_id)
+        return self._cache[memo]
+
+    def _find(self, spec: VerifierSpec, key: str, strategy: str, model_id: str) -> VerifierCost:
+        if key == "none":
+            strategy = "plain"
+        found = self._from_profile(spec, key, strategy)
+        if found is not None:
+            return found
+        runs = [m for m in self.measured if m.key == key and m.strategy == strategy]
+        if runs:
+            mine = [m for m in runs if m.model == model_id]
+            size = self._params(model_id)
+            run = mine[0] if mine else min(runs, key=lambda m: abs(self._params(m.model) - size))
+            return _from_run(run, spec, key)
+        return assumed_cost(key, spec.needs_second_model)
+
+    def _params(self, model_id: str) -> float:
+        entry = self.catalog.models.get(model_id)
+        return entry.params_b if entry is not None else 0.0
+
+    def _from_profile(self, spec: VerifierSpec, key: str, strategy: str) -> VerifierCost | None:
+        profile = self.profile
+        if profile is None:
+            return None
+        for cfg in profile.configs:
+            cfg_key = VerifierSpec.parse(cfg.verifier).plan_key(profile.model.path)
+            if cfg_key != key or cfg.strategy != strategy:
+                continue
+            try:
+                return cost_from_config(profile, cfg, key, latent_host=spec.needs_hidden_states)
+            except ProfileError as exc:  # emitted nothing: fall back to the next source
+                log.info("profile configuration %s is not usable (%s)", cfg.name, exc)
+        return None
+
+
+def _from_run(run: Measured, spec: VerifierSpec, key: str) -> VerifierCost:
+    fwd = float(run.run.get("forward_per_emitted") or 1.0)
+    main, ver = fwd, 0.0
+    if spec.needs_second_model:
+        main = ver = fwd / 2.0
+    return VerifierCost(
+        spec=key,
+        main_forward_per_emitted=main,
+        verifier_forward_per_emitted=ver,
+        code_cpu_s_per_token=float(run.run.get("code_cpu_s_per_emitted") or 0.0),
+        code_wall_s_per_token=float(run.run.get("code_wall_s_per_emitted") or 0.0),
+        source=f"backplan eval on {run.model} ({run.n} HumanEval answers, {run.strategy})"
+        + (
+            "; its checks' CPU time was not recorded"
+            if spec.runs_code and not run.run.get("code_cpu_s_per_emitted")
+            else ""
+        ),
+    )
