@@ -33,8 +33,8 @@ from hardware_catalog.schema import (
     _Sourced,
     normalise_name,
 )
-from runtime.errors import BackplanError
-from runtime.files import yaml_problem
+from runtime.errors import BackplanError, UsageError
+from runtime.files import read_text, yaml_problem
 
 #: file name -> section key -> entry model
 CATALOG_FILES: dict[str, dict[str, type[_Sourced]]] = {
@@ -317,9 +317,9 @@ def load_catalog(overlay_dir: Path | None = None) -> Catalog:
     if overlay_dir is not None:
         for file_name, path in _overlay_files(Path(overlay_dir)):
             try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise CatalogError(f"{path}: cannot read: {exc}", file=str(path)) from exc
+                text = read_text(path, what="catalogue file", fix="fix or move it")
+            except UsageError as exc:
+                raise CatalogError(str(exc), file=str(path)) from None
             parsed = _read_file(text, str(path), file_name, require_all_sections=False)
             for section, entries in parsed.items():
                 table = catalog.section(section)

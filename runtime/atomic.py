@@ -75,3 +75,34 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append one line (``line`` plus a newline) whole, or nothing: a write cut short (a full
+    disk) is truncated away, so a log of JSON lines never holds half a record."""
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def drop_torn_tail(path: str | Path) -> bool:
+    """Cut a last line that has no newline (a write an earlier version, or a crash, left
+    half done); True when one was cut. Resuming then appends after whole lines only."""
+    path = Path(path)
+    with path.open("rb+") as fh:
+        data = fh.read()
+        if not data or data.endswith(b"\n"):
+            return False
+        fh.truncate(data.rfind(b"\n") + 1)
+    return True

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.atomic import write_text_atomic
-from runtime.errors import BackplanError, first_problem
+from runtime.errors import BackplanError, UsageError, first_problem
+from runtime.files import read_text
 
 PROFILE_SCHEMA_VERSION = 1
 
@@ -162,12 +163,12 @@ def load_profile(path: str | Path) -> Profile:
     """Read and validate a profile; one clear error for a broken file or another version."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProfileError(
-            f"profile {path} does not exist; create one with `backplan profile --out FILE`"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(
+            read_text(path, what="profile", fix="create one with `backplan profile --out FILE`")
+        )
+    except UsageError as exc:
+        raise ProfileError(str(exc)) from None
+    except json.JSONDecodeError as exc:
         raise ProfileError(
             f"{path} is not a readable JSON profile ({exc}); re-create it with `backplan profile`"
         ) from None

@@ -9,6 +9,7 @@ interleaves repeats across configurations. The protocol over the pipe is tiny:
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import traceback
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ class WorkerSpec:
 def serve(conn: Connection, spec: WorkerSpec) -> None:
     """Process entry point: load, report ready, then answer run/stop requests."""
     logging.basicConfig(level=logging.WARNING)
+    # Ctrl-C reaches the whole process group: the runner handles it and stops the workers,
+    # so a worker ignores it rather than printing its own traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _serve(conn, spec)
     except (EOFError, BrokenPipeError):

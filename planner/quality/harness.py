@@ -8,6 +8,7 @@ The hidden tests are only ever run by the sandbox, after generation; they are ne
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from planner.quality.results import (
     read_results_file,
     summarise,
 )
-from runtime.atomic import write_text_atomic
+from runtime.atomic import append_line, drop_torn_tail, write_text_atomic
 from runtime.errors import UsageError
 from runtime.files import read_text
 from runtime.sandbox import Limits, run_program
@@ -33,6 +34,7 @@ INSTRUCTION = (
 )
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|\Z)", re.DOTALL)
 _OTHER_OUT = "pass another --out"
+log = logging.getLogger(__name__)
 
 
 def decoding_tag(config: EvalConfig) -> str:
@@ -71,6 +73,8 @@ def check_source(problem: Problem, program: str) -> str:
 def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return {}
+    if drop_torn_tail(path):
+        log.warning("%s ended in half a line (a full disk or a crash): dropped it", path)
     header, records = parse_results(path, read_text(path, what="results file", fix=_OTHER_OUT))
     if header is None:
         return {}
@@ -134,7 +138,7 @@ def resolve_crossfit(spec: str, task_ids: list[str]) -> dict[str, str]:
             continue
         path = Path(ref)
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
+            manifest = json.loads(read_text(path, what="cross-fit manifest", fix="train again"))
             fold_of = {t: f["head"] for f in manifest["folds"] for t in f["tasks"]}
         except (OSError, ValueError, KeyError, TypeError):
             raise UsageError(
@@ -206,8 +210,7 @@ def run_humaneval(
                     "code_wall_s": t.code_wall_s,
                     "isolation": outcome.isolation.value,
                 }
-                with out.open("a", encoding="utf-8") as fh:  # one whole line per problem
-                    fh.write(json.dumps(rec) + "\n")
+                append_line(out, json.dumps(rec))  # one whole line per problem, or none
                 done[problem.task_id] = rec
                 passed_so_far += outcome.passed
                 finished += 1
@@ -282,8 +285,7 @@ def run_humaneval_served(
             "isolation": outcome.isolation.value,
         }
         with lock:
-            with out.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(rec) + "\n")
+            append_line(out, json.dumps(rec))
             done[problem.task_id] = rec
             passed_so_far += outcome.passed
             finished += 1

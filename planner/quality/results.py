@@ -23,6 +23,9 @@ from runtime.errors import UsageError, first_problem
 from runtime.files import read_text
 from runtime.verifiers.spec import VerifierSpec
 
+#: The model the harness measures unless told otherwise (eval and verifier training).
+EVAL_MODEL = "qwen2.5-coder-0.5b"
+
 #: How a reply is turned into the program the hidden tests run: ``definitions-v1`` keeps the
 #: code block's definitions (imports, functions, classes, the constants they read).
 SCORING = "definitions-v1"
@@ -55,9 +58,10 @@ class EvalConfig(BaseModel):
 
 
 class ResultRecord(BaseModel):
-    """One problem's line: the fields every reader relies on (the file may hold more)."""
+    """One problem's line: the fields every reader relies on (the file may hold more). Strict
+    types: ``"passed": "yes"`` is refused, not counted as a pass."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     task_id: str
     passed: bool
@@ -73,7 +77,7 @@ class ResultRecord(BaseModel):
 class RunSummary(BaseModel):
     """One configuration's entry in a runs list: the fields the planner reads."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str
     verifier: str

@@ -10,6 +10,7 @@ problems they did not see (cross-fitting, see :mod:`planner.verifier_training.fi
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -21,10 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from planner.quality.dataset import Problem, load_humaneval
 from planner.quality.harness import build_prompt, check_source, extract_program
 from planner.quality.results import read_results_file
-from runtime.atomic import write_text_atomic
+from runtime.atomic import append_line, drop_torn_tail, write_text_atomic
 from runtime.errors import UsageError
 from runtime.files import read_text
 from runtime.sandbox import run_program
+from runtime.verifiers.program import PARSER_GAVE_UP
+
+log = logging.getLogger(__name__)
 
 
 class CollectConfig(BaseModel):
@@ -58,6 +62,8 @@ class Rollout(BaseModel):
 
 
 def _read(path: Path, config: CollectConfig) -> dict[tuple[str, str], Rollout]:
+    if path.exists() and drop_torn_tail(path):
+        log.warning("%s ended in half a line (a full disk or a crash): dropped it", path)
     if not path.exists():
         return {}
     text = read_text(path, what="rollouts file", fix="pass another --out")
@@ -88,6 +94,26 @@ def load_rollouts(path: Path) -> tuple[dict[str, Any], list[Rollout]]:
         ) from None
 
 
+def check_trainable(path: Path, rows: list[Rollout], folds: int) -> None:
+    """Refuse, before any feature is computed, rollouts a cross-fit cannot use: problems
+    HumanEval lacks, or too few problems for ``folds`` folds (each fold trains on the others
+    and calibrates on a fifth of those)."""
+    known = {p.task_id for p in load_humaneval()}
+    tasks = {r.task_id for r in rows}
+    unknown = sorted(tasks - known)
+    if unknown:
+        raise UsageError(
+            f"{path}: {unknown[0]} is not a HumanEval problem; train on rollouts that "
+            "`backplan verifier collect` wrote"
+        )
+    need = 2 * max(2, folds)
+    if len(tasks) < need:
+        raise UsageError(
+            f"{path} holds rollouts of {len(tasks)} problem(s); {folds} folds need at least "
+            f"{need}: collect more problems (or pass fewer --folds)"
+        )
+
+
 def compiles(problem: Problem, completion: str) -> bool:
     """The answer's program compiles and defines the requested function (nothing is run)."""
     program = extract_program(problem, completion)
@@ -95,7 +121,7 @@ def compiles(problem: Problem, completion: str) -> bool:
         return False
     try:
         compile(program, "<answer>", "exec")
-    except (SyntaxError, ValueError, OverflowError):
+    except (SyntaxError, *PARSER_GAVE_UP):
         return False
     return True
 
@@ -109,8 +135,7 @@ def label(config: CollectConfig, problem: Problem, completion: str) -> tuple[boo
 
 
 def _append(path: Path, rollout: Rollout) -> None:
-    with path.open("a", encoding="utf-8") as fh:  # one whole line per rollout
-        fh.write(rollout.model_dump_json() + "\n")
+    append_line(path, rollout.model_dump_json())  # one whole line per rollout, or none
 
 
 def collect(

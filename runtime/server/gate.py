@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,11 +24,24 @@ _ROUTES = {
 
 
 class Gate:
-    """ASGI middleware: body-size limit (413) and per-route request counts and latency."""
+    """ASGI middleware: body-size limit (413), body timeout (408) and per-route request counts
+    and latency (a client that hangs up mid-body counts as 499, not as a server error)."""
 
     def __init__(self, app: ASGIApp, core: ServerCore) -> None:
         self.app = app
         self.core = core
+
+    async def _drain(self, receive: Receive) -> None:
+        """Read and drop the rest of a body (bounded by the body timeout) before refusing it."""
+
+        async def rest() -> None:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(rest(), self.core.settings.body_timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,18 +70,36 @@ class Gate:
                     if length.isdigit()
                     else "the Content-Length header is not a number"
                 )
+                if status == 413 and int(length) <= 2 * limit:
+                    await self._drain(receive)  # read it, so the client gets the 413, not a reset
                 await APIError(status, msg, code="body_too_large").response()(scope, receive, send)
                 return
             chunks: list[bytes] = []
             size = 0
+            body_deadline = time.monotonic() + self.core.settings.body_timeout_s
             while True:
-                message = await receive()
+                try:
+                    message = await asyncio.wait_for(
+                        receive(), timeout=max(0.0, body_deadline - time.monotonic())
+                    )
+                except asyncio.TimeoutError:
+                    status = 408
+                    await APIError(
+                        408,
+                        f"the request body did not arrive within "
+                        f"{self.core.settings.body_timeout_s:g}s (--body-timeout-s)",
+                        code="body_timeout",
+                    ).response()(scope, receive, send)
+                    return
                 if message["type"] != "http.request":
-                    return  # the client went away before sending its body
+                    status = 499  # the client went away before sending its body: not a 500
+                    return
                 body = message.get("body", b"")
                 size += len(body)
                 if size > limit:
                     status = 413
+                    if message.get("more_body", False) and size <= 2 * limit:
+                        await self._drain(receive)
                     await APIError(
                         413,
                         f"the body exceeds {limit} bytes (--max-body-bytes)",

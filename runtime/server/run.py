@@ -16,6 +16,7 @@ from runtime.models.registry import registry_name
 from runtime.sandbox import require_jail
 from runtime.server.app import create_app
 from runtime.server.engine import ServerCore
+from runtime.server.protocol import guarded_protocol
 from runtime.server.settings import ServerSettings, check_bind, check_port
 from runtime.verifiers.head import ValueHead
 from runtime.verifiers.registry import SELF
@@ -88,7 +89,12 @@ def run_server(settings: ServerSettings, **uvicorn_kwargs: Any) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.timeout_s) + 10,
-        limit_concurrency=settings.parallel + settings.queue + 64,
+        # no limit_concurrency: it counts idle connections and answers a plain 503; the
+        # protocol bounds connections and slow clients, the slot queue answers overload (429)
+        http=guarded_protocol(
+            header_timeout_s=settings.header_timeout_s,
+            max_connections=settings.max_connections,
+        ),
         **uvicorn_kwargs,
     )
     server = _Server(config, core)

@@ -19,7 +19,7 @@ StrategyName = Literal["plain", "threshold", "vgb"]
 class BackplanOptions(BaseModel):
     """Per-request extension: verifier and strategy override, and fixed-length generation."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     verifier: str | None = Field(
         None,
@@ -45,7 +45,8 @@ class StreamOptions(BaseModel):
 
 
 class _Common(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # strict: "max_tokens": "8" or "stream": "yes" is a 400, not a guess
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str | None = Field(None, max_length=1024, description="Served model id (optional).")
     max_tokens: int | None = Field(None, ge=1, description="Tokens to generate at most.")
@@ -87,7 +88,7 @@ class TextPart(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None

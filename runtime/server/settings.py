@@ -1,7 +1,7 @@
 """The server's settings: one pydantic model, the single source of truth for ``backplan serve``.
 
 Every field is one command-line flag (``n_ctx`` -> ``--n-ctx``); :func:`option_specs` describes
-them so the click command (``planner/cli/serve.py``) and ``python -m runtime.server`` build
+them so the click command (``backplan/commands/serve.py``) and ``python -m runtime.server`` build
 their flags from the same fields, defaults and help text.
 """
 
@@ -43,7 +43,10 @@ class ServerSettings(BaseModel):
     @field_validator("verifier")
     @classmethod
     def _spec(cls, spec: str) -> str:
-        parsed = VerifierSpec.parse(spec)  # a UsageError: one line naming the problem
+        try:
+            parsed = VerifierSpec.parse(spec)
+        except UsageError as exc:  # as a validation error: the flag is named with it
+            raise ValueError(str(exc)) from None
         if parsed.needs_request_checks:
             raise ValueError(
                 "the tests verifier needs each request's own tests, so it cannot be the "
@@ -79,6 +82,24 @@ class ServerSettings(BaseModel):
     )
     max_prompt_tokens: int = Field(
         4096, ge=1, le=131072, description="Longest prompt in tokens (also bound by --n-ctx)."
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Close a connection whose request headers do not arrive within this.",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="A request body must arrive within this (408 after)."
+    )
+    max_connections: int = Field(
+        1024,
+        ge=8,
+        le=1_000_000,
+        description="Open connections at most; beyond it the oldest idle one is closed.",
+    )
+    max_messages: int = Field(
+        512, ge=1, le=100_000, description="Most messages in one chat request (400 above)."
     )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, le=1 << 30, description="Largest request body in bytes (413 above)."

@@ -34,6 +34,7 @@ import numpy as np
 from runtime.sandbox import Limits, run_program
 from runtime.verifiers.base import Verifier
 from runtime.verifiers.program import (
+    PARSER_GAVE_UP,
     defines,
     definitions_only,
     parseable_prefix,
@@ -87,7 +88,7 @@ def _docstrings(code: str) -> list[_Doc]:
     """The docstrings of the functions in ``code`` (dedented); the raw code if it won't parse."""
     try:
         tree = ast.parse(code)
-    except SyntaxError:
+    except (SyntaxError, *PARSER_GAVE_UP):
         return [_Doc(None, (), code)]
     docs = []
     for node in ast.walk(tree):
@@ -107,7 +108,7 @@ def _is_call_of(expr: str, names: set[str]) -> bool:
     """``expr`` calls one of ``names`` with stated values, perhaps inside a pure builtin."""
     try:
         node = ast.parse(expr.strip(), mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, *PARSER_GAVE_UP):
         return False
     return _literal_call(node, names, wrapped_ok=True)
 

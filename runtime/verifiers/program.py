@@ -18,6 +18,10 @@ from collections.abc import Sequence
 
 _TOP_LEVEL = re.compile(r"^(?=\S)", re.MULTILINE)
 
+#: What Python's parser raises besides SyntaxError when a text is beyond it (thousands of
+#: nested brackets, or a line of 10,000 minus signs): such a text is not judged, never a crash.
+PARSER_GAVE_UP = (ValueError, MemoryError, RecursionError, OverflowError)
+
 
 def parseable_prefix(code: str) -> tuple[str, ast.Module] | None:
     """The longest prefix of ``code`` ending before a top-level line (or at its end) that parses."""
@@ -26,7 +30,7 @@ def parseable_prefix(code: str) -> tuple[str, ast.Module] | None:
         head = code[:cut]
         try:
             return head, ast.parse(head)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, *PARSER_GAVE_UP):
             continue
     return None
 
@@ -87,7 +91,7 @@ def defines(code: str, name: str) -> bool:
     """True when ``code`` parses and defines a top-level function ``name``."""
     try:
         tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, *PARSER_GAVE_UP):
         return False
     return any(
         isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name for n in tree.body

@@ -20,15 +20,27 @@ from runtime.verifiers.base import Verifier
 _FENCE = "```"
 
 
-def python_prefix_ok(source: str) -> bool:
-    """True when ``source`` compiles or is an incomplete program that could still compile."""
+#: Longer code is not judged (accepted as it stands): parsing it on every line would cost more
+#: than the generation, and no answer a person reads is this long.
+MAX_JUDGED_CHARS = 100_000
+
+
+def python_prefix_ok(source: str) -> bool | None:
+    """True when ``source`` compiles or is an incomplete program that could still compile;
+    None when it cannot be judged (too long, or beyond the parser)."""
     if not source.strip():
         return True
+    if len(source) > MAX_JUDGED_CHARS:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             codeop.compile_command(source, "<generated>", "exec")
-        except (SyntaxError, ValueError, OverflowError):
+        except SyntaxError:
+            return False
+        except (MemoryError, RecursionError):
+            return None
+        except (ValueError, OverflowError):
             return False
     return True
 
@@ -92,13 +104,19 @@ class PythonSyntaxVerifier(Verifier):
             code = code[: cut + 1] if cut >= 0 else ""
         source = self.prefix_code + code if self.mode == "code" else code
         ok = python_prefix_ok(source)
+        if ok is None:
+            return 1.0  # cannot judge: never a rejection
         if ok and closed:
             # a closed fence must hold a whole program, not just a prefix of one
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
                     compile(source, "<generated>", "exec")
-                except (SyntaxError, ValueError, OverflowError):
+                except SyntaxError:
+                    ok = False
+                except (MemoryError, RecursionError):
+                    return 1.0
+                except (ValueError, OverflowError):
                     ok = False
         return 1.0 if ok else 0.0
 
