@@ -194,8 +194,11 @@ class VGBParams(BaseModel):
 class VGBStrategy(Strategy):
     """From prefix u the walk proposes a child c ~ pi(. | u) (one action) and moves back with
     probability V(u) / (V(u) + V(c)), else to c: the one-proposal estimate of the
-    Sinclair-Jerrum step (DESIGN.md). The root never steps back; a finished prefix is accepted
-    with probability 1/2, else the walk steps back.
+    Sinclair-Jerrum step (docs/architecture.md, "VGB"). The root (or, with a window, the
+    committed floor) has no parent: there the walk stays, discarding the child, with that same
+    probability, so a child the verifier values at 0 is never entered (the exact walk gives it
+    probability pi(c|u) V(c) / D = 0). A finished prefix is accepted with probability 1/2, else
+    the walk steps back.
     """
 
     name = "vgb"
@@ -259,13 +262,20 @@ class VGBStrategy(Strategy):
                 v_child = float(vals[-1]) if len(vals) else state.value_at(length)
             else:
                 v_child = 1.0
-            go_back = False
+            go_back = stay = False
             walking = steps < max_steps and trace.generated_tokens < budget_tokens
-            if depth > floor and walking and ver is not None:
+            if walking and ver is not None:
                 v_here = state.value_at(length)
                 total = v_here + v_child
-                p_back = 0.5 if total <= 0.0 else v_here / total
-                go_back = bool(rng.random() < p_back)
+                if depth > floor:
+                    p_back = 0.5 if total <= 0.0 else v_here / total
+                    go_back = bool(rng.random() < p_back)
+                elif total > 0.0:  # no parent: the same odds keep the walk where it is
+                    stay = bool(rng.random() < v_here / total)
+            if stay:
+                trace.rejected_tokens += 1
+                state.rollback_to(length)
+                continue
             if go_back:
                 trace.rejected_tokens += 1
                 state.rollback_to(bounds[-2])
