@@ -1,7 +1,6 @@
-"""The ``backplan`` command line: a thin click layer over the importable core.
-
-One module per command group. This package is the only place that turns
-:class:`runtime.errors.BackplanError` into an exit code and a one-line message.
+"""The ``backplan`` command group: the only place that turns
+:class:`runtime.errors.BackplanError` (and click's and the OS's refusals) into an exit code and
+a one-line message. Commands live one group per module in :mod:`backplan.commands`.
 """
 
 from __future__ import annotations
@@ -60,10 +59,10 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from planner.cli import dashboard, demo, generate, models, plan, predict, profile
-    from planner.cli.eval import eval_group
-    from planner.cli.serve import serve
-    from planner.cli.verifier import verifier_group
+    from backplan.commands import dashboard, demo, generate, models, plan, predict, profile
+    from backplan.commands.eval import eval_group
+    from backplan.commands.serve import serve
+    from backplan.commands.verifier import verifier_group
 
     cli.add_command(models.models)
     cli.add_command(generate.generate)

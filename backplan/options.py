@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any
 
+import click
 from pydantic import BaseModel, ValidationError
 
 from runtime.errors import UsageError, first_problem
@@ -26,3 +28,56 @@ def validated(schema: type[BaseModel], /, **values: Any) -> Any:
 
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+#: Seeds every command accepts (numpy's generator takes any non-negative integer).
+MAX_SEED = 2**63 - 1
+#: Threads every command accepts.
+MAX_THREADS = 512
+MODEL_HELP = "Registry name, path to a .gguf, or hf:OWNER/REPO/FILE."
+
+
+def model_option(default: str | None, help_text: str = MODEL_HELP) -> Decorator:
+    """``--model/-m``; ``default`` comes from the core (the registry's default model, or the
+    measured harness's), never spelled here."""
+    return click.option(
+        "--model", "-m", default=default, show_default=default is not None, help=help_text
+    )
+
+
+def verifier_option(extra_help: str = "") -> Decorator:
+    from runtime.verifiers.registry import SPEC_HELP
+
+    return click.option(
+        "--verifier", default="none", show_default=True, help=SPEC_HELP + extra_help
+    )
+
+
+def strategy_option() -> Decorator:
+    from runtime.generation import StrategyName
+
+    return click.option(
+        "--strategy",
+        type=click.Choice(list(typing.get_args(StrategyName))),
+        default="plain",
+        show_default=True,
+    )
+
+
+def seed_option(default: int | None, help_text: str) -> Decorator:
+    return click.option(
+        "--seed",
+        type=click.IntRange(0, MAX_SEED),
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
+
+
+def threads_option() -> Decorator:
+    return click.option(
+        "--threads",
+        type=click.IntRange(1, MAX_THREADS),
+        default=None,
+        help="CPU threads (default: all cores).",
+    )

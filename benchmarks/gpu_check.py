@@ -42,7 +42,7 @@ Q4_K_M = 15  # llama.cpp's file type
 
 def backplan(*args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from planner.cli import main; main()", *args],
+        [sys.executable, "-c", "from backplan.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -6,8 +6,10 @@ Each RUN is a per-problem results file of ``backplan eval humaneval`` (default: 
 ``*.jsonl`` under ``benchmarks/results/humaneval/``). Writes ``humaneval.json`` (a list of
 runs: model, verifier, strategy, n, passed, pass_at_1, its 95% interval, tokens/s, backtracks
 per problem, forward evaluations per emitted token, and exact McNemar tests against the 0.5B
-and 1.5B plain runs), ``humaneval.md`` and ``humaneval.png``. Heads' cross-fit manifests found
-under ``runtime/verifiers/heads/`` are summarised too (AUC, training cost).
+and 1.5B plain runs; the same list is the planner's package data,
+``planner/quality/measured/humaneval.json``), ``humaneval.md`` and ``humaneval.png``. Heads'
+cross-fit manifests found under ``runtime/verifiers/heads/`` are summarised too (AUC, training
+cost).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from planner.quality.harness import decoding_tag, results_stem  # noqa: E402
 from planner.quality.results import EvalConfig, summarise  # noqa: E402
 from planner.quality.stats import paired  # noqa: E402
+from planner.recommend.quality import shipped_runs_file  # noqa: E402
 from runtime.atomic import write_text_atomic  # noqa: E402
 
 BASE = ("qwen2.5-coder-0.5b", "none", "plain")
@@ -248,7 +251,10 @@ def main() -> None:
     if not paths:
         raise SystemExit("no results files: pass RUN.jsonl files or fill results/humaneval/")
     runs = build(paths)
-    write_text_atomic(args.results / "humaneval.json", json.dumps(runs, indent=2) + "\n")
+    text = json.dumps(runs, indent=2) + "\n"
+    write_text_atomic(args.results / "humaneval.json", text)
+    # the planner's copy, shipped as package data: an installed backplan plans with it
+    write_text_atomic(shipped_runs_file(), text)
     chart(runs, args.results / "humaneval.png")
     md = markdown(runs)
     notes = args.results / "humaneval_notes.md"

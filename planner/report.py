@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from planner.profiler.schema import Profile
+from planner.recommend.cells import PROVENANCE_LEGEND, SHORTLIST_HEAD, shortlist_cells
 from planner.recommend.plan import PlanResult
-from planner.recommend.report import PROVENANCE_LEGEND, SHORTLIST_HEAD, shortlist_cells
 from runtime.atomic import atomic_write, write_text_atomic
 
 

@@ -74,7 +74,10 @@ class RuntimeSettings(BaseModel):
     @field_validator("verifier")
     @classmethod
     def _spec(cls, spec: str) -> str:
-        return str(VerifierSpec.parse(spec))  # a UsageError, not a ValidationError: one line
+        try:
+            return str(VerifierSpec.parse(spec))
+        except UsageError as exc:  # as a validation error: the flag is named with it
+            raise ValueError(str(exc)) from None
 
 
 class Generation(BaseModel):

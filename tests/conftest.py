@@ -10,6 +10,18 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests never touch the user's home: BACKPLAN_HOME is a fresh folder for the session
+    (subprocesses inherit it); the model cache stays the user's, so models are fetched once."""
+    import tempfile
+
+    from runtime.home import CACHE_ENV, HOME_ENV, home
+
+    if not os.environ.get(CACHE_ENV):
+        os.environ[CACHE_ENV] = str(home().cache)
+    os.environ[HOME_ENV] = tempfile.mkdtemp(prefix="backplan-test-home-")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("BACKPLAN_SLOW") == "1":
         return

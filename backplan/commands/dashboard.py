@@ -49,6 +49,16 @@ def streamlit_command(port: int, headless: bool) -> list[str]:
     ]
 
 
+def _die_with_parent() -> None:
+    """In the Streamlit child: the kernel kills it when this process dies, even by SIGKILL
+    (Linux ``PR_SET_PDEATHSIG``), so no Streamlit is left holding the port."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 @click.command()
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port to serve."
@@ -87,7 +97,7 @@ def dashboard(
     if profile_file is not None:
         env[PROFILE_ENV] = str(profile_file.expanduser().resolve())
     click.echo(f"backplan dashboard on http://127.0.0.1:{port} (Ctrl-C stops it)", err=True)
-    proc = subprocess.Popen(streamlit_command(port, headless), env=env)
+    proc = subprocess.Popen(streamlit_command(port, headless), env=env, preexec_fn=_die_with_parent)
 
     def forward(signum: int, frame: FrameType | None) -> None:
         if proc.poll() is None:

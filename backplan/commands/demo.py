@@ -19,6 +19,9 @@ from pathlib import Path
 
 import click
 
+from backplan.options import model_option
+from runtime.models.registry import DEFAULT_MODEL
+
 DEMO_PROMPT = (
     "Write a Python function `is_palindrome(s)` that returns True when the string s "
     "reads the same backwards, ignoring case."
@@ -26,20 +29,14 @@ DEMO_PROMPT = (
 
 
 @click.command()
-@click.option(
-    "--model",
-    "-m",
-    default="smollm2-135m",
-    show_default=True,
-    help="Model (default: the embedded SmolLM2-135M).",
-)
+@model_option(DEFAULT_MODEL, "Model (default: the embedded SmolLM2-135M).")
 @click.option("--prompt", default=DEMO_PROMPT, help="Prompt for the sample generation.")
 @click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="Where the profile and traces are written.",
+    default=None,
+    help="Where the trace, profile, plan and report are written (default: the home's demo "
+    "folder, ~/.local/share/backplan/demo; BACKPLAN_HOME moves it).",
 )
 @click.option(
     "--workload",
@@ -50,13 +47,16 @@ DEMO_PROMPT = (
 )
 @click.option("--skip-profile", is_flag=True, help="Only the sample generation.")
 def demo(
-    model: str, prompt: str, out_dir: Path, workload_file: Path | None, skip_profile: bool
+    model: str, prompt: str, out_dir: Path | None, workload_file: Path | None, skip_profile: bool
 ) -> None:
     """Generate with a verifier, profile every configuration here, plan, and report."""
+    from runtime.home import home
+
+    out_dir = out_dir or home().demo
     from rich.console import Console
 
-    from planner.cli.profile import run_with_progress
-    from planner.profiler.report import print_profile
+    from backplan.commands.profile import run_with_progress
+    from backplan.printers.profile import print_profile
     from planner.profiler.runner import ProfileRequest
     from runtime.atomic import write_json_atomic, write_text_atomic
     from runtime.generation import Runtime, RuntimeSettings
@@ -93,9 +93,8 @@ def demo(
 
     from importlib import resources
 
+    from backplan.printers.plan import print_plan
     from planner.recommend.plan import make_plan
-    from planner.recommend.quality import default_runs_file
-    from planner.recommend.report import print_plan
     from planner.recommend.workload import load_workload
     from planner.report import write_report
 
@@ -108,7 +107,7 @@ def demo(
     console.rule("3. plan for the example workload (verifier overheads from this profile)")
     # as `backplan plan` does: pass@1 measured here (if committed results are at hand)
     # overrides published figures
-    plan = make_plan(workload, profile=profile, quality_file=default_runs_file())
+    plan = make_plan(workload, profile=profile)
     write_text_atomic(out_dir / "plan.json", plan.model_dump_json(indent=2) + "\n")
     print_plan(plan, Console())
     paths = write_report(out_dir, profile, plan)

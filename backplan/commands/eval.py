@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-from planner.cli.progress import job_progress
+from backplan.options import model_option, seed_option, strategy_option, verifier_option
+from backplan.progress import job_progress
+from planner.quality.results import EVAL_MODEL
 
 
 @contextmanager
@@ -29,14 +31,9 @@ def eval_group() -> None:
 
 
 @eval_group.command()
-@click.option("--model", "-m", default="qwen2.5-coder-0.5b", show_default=True)
-@click.option("--verifier", default="none", show_default=True)
-@click.option(
-    "--strategy",
-    type=click.Choice(["plain", "threshold", "vgb"]),
-    default="plain",
-    show_default=True,
-)
+@model_option(EVAL_MODEL)
+@verifier_option()
+@strategy_option()
 @click.option(
     "--limit", type=click.IntRange(1, 164), default=None, help="Only the first N problems."
 )
@@ -49,18 +46,13 @@ def eval_group() -> None:
     help="0: greedy. VGB needs sampling (> 0): under greedy decoding its walk proposes the "
     "same continuation again after each step back.",
 )
-@click.option(
-    "--seed",
-    type=click.IntRange(0, 2**31 - 1),
-    default=0,
-    show_default=True,
-    help="Sampling seed (the same for every problem); with it a sampled run repeats exactly.",
-)
+@seed_option(0, "Sampling seed (the same for every problem); with it a sampled run repeats.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Per-problem results (JSON lines; resumes). Default: out/eval/<config>.jsonl",
+    help="Per-problem results (JSON lines; resumes). Default: the home's "
+    "results/eval/<config>.jsonl.",
 )
 @click.option(
     "--server",
@@ -79,8 +71,11 @@ def eval_group() -> None:
     "--summary",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also add this run to a results list (e.g. benchmarks/results/humaneval.json).",
+    help="Add this run to this runs list (e.g. benchmarks/results/humaneval.json). Default: "
+    "a run of all 164 problems is added to the home's results/humaneval.json, which plans "
+    "read.",
 )
+@click.option("--no-summary", is_flag=True, help="Record the run in no runs list.")
 def humaneval(
     model: str,
     verifier: str,
@@ -93,10 +88,12 @@ def humaneval(
     server: str | None,
     concurrency: int,
     summary: Path | None,
+    no_summary: bool,
 ) -> None:
     """pass@1 on HumanEval's 164 problems (greedy by default), with a 95% confidence interval."""
     from planner.quality.harness import results_stem, run_humaneval, run_humaneval_served
     from planner.quality.results import EvalConfig, read_runs, record_summary
+    from runtime.home import home
 
     config = EvalConfig(
         model=model,
@@ -112,10 +109,14 @@ def humaneval(
             "back; pass --temperature (e.g. 0.7) to let its walk explore",
             err=True,
         )
+    if summary is None and not no_summary and limit is None:
+        summary = home().runs_list  # a whole run is what plans read
+    if no_summary:
+        summary = None
     if summary is not None:
         read_runs(summary)  # a list it cannot be recorded in is refused now, not after hours
     if out is None:
-        out = Path("out/eval") / f"{results_stem(config)}.jsonl"
+        out = home().eval_dir / f"{results_stem(config)}.jsonl"
     with _progress_bar(f"{model} {verifier} {strategy}", limit or 164) as progress:
         if server is None:
             result = run_humaneval(config, out, limit=limit, progress=progress)
@@ -125,6 +126,7 @@ def humaneval(
             )
     if summary is not None:
         record_summary(summary, result)
+        click.echo(f"recorded in {summary}", err=True)
     lo, hi = result["ci95"]
     click.echo(
         f"{model} verifier={verifier} strategy={strategy}: pass@1 "

@@ -7,8 +7,17 @@ import sys
 
 import click
 
-from planner.cli.options import field_help, validated
+from backplan.options import (
+    field_help,
+    model_option,
+    seed_option,
+    strategy_option,
+    threads_option,
+    validated,
+    verifier_option,
+)
 from runtime.errors import UsageError
+from runtime.models.registry import DEFAULT_MODEL
 from runtime.samplers.choice import SamplingParams
 from runtime.samplers.strategies import ThresholdParams, VGBParams
 
@@ -16,23 +25,17 @@ from runtime.samplers.strategies import ThresholdParams, VGBParams
 @click.command()
 @click.argument("prompt")
 @click.option(
-    "--model", "-m", default=None, help="Registry name, path to a .gguf, or hf:OWNER/REPO/FILE."
+    "--test",
+    "tests",
+    multiple=True,
+    help="A test the tests verifier runs against the answer in the jail (repeatable), e.g. "
+    "--test 'assert add(1, 2) == 3'; use with --verifier tests (or syntax+tests).",
 )
-@click.option(
-    "--verifier",
-    default="none",
-    show_default=True,
-    help="none | syntax | examples[=N] | latent[=HEAD] | model:NAME[=HEAD]; '+' stacks; HEAD "
-    "is a head file, 'shipped' (the default: the head shipped for the model) or 'constant' "
-    "(never rejects: cost only); examples runs the prompt's examples on each finished answer "
-    "in a sandbox, rejecting at most N (default 3).",
+@model_option(DEFAULT_MODEL)
+@verifier_option(
+    ". examples and tests run the answer in the jail, rejecting at most N answers (default 3)."
 )
-@click.option(
-    "--strategy",
-    type=click.Choice(["plain", "threshold", "vgb"]),
-    default="plain",
-    show_default=True,
-)
+@strategy_option()
 @click.option("--max-tokens", "-n", type=click.IntRange(1, 32768), default=128, show_default=True)
 @click.option(
     "--temperature",
@@ -43,12 +46,7 @@ from runtime.samplers.strategies import ThresholdParams, VGBParams
 )
 @click.option("--top-k", type=int, default=None, help=field_help(SamplingParams, "top_k"))
 @click.option("--top-p", type=float, default=None, help=field_help(SamplingParams, "top_p"))
-@click.option(
-    "--seed",
-    type=click.IntRange(0, 2**63 - 1),
-    default=None,
-    help="Makes sampling and the walk reproducible.",
-)
+@seed_option(None, "Makes sampling and the walk reproducible.")
 @click.option(
     "--raw",
     is_flag=True,
@@ -57,9 +55,7 @@ from runtime.samplers.strategies import ThresholdParams, VGBParams
 )
 @click.option("--system", default=None, help="System message for the chat template.")
 @click.option("--n-ctx", type=click.IntRange(64, 131072), default=2048, show_default=True)
-@click.option(
-    "--threads", type=click.IntRange(1, 512), default=None, help="CPU threads (default: all cores)."
-)
+@threads_option()
 @click.option(
     "--threshold",
     "reject_below",
@@ -97,6 +93,7 @@ from runtime.samplers.strategies import ThresholdParams, VGBParams
 )
 def generate(
     prompt: str,
+    tests: tuple[str, ...],
     model: str | None,
     verifier: str,
     strategy: str,
@@ -118,9 +115,21 @@ def generate(
     token_budget: float | None,
     as_json: bool,
 ) -> None:
-    """Generate a reply to PROMPT with a verifier and a backtracking strategy."""
+    """Generate a reply to PROMPT (- reads it from standard input) with a verifier and a
+    backtracking strategy."""
     from runtime.generation import Runtime, RuntimeSettings
+    from runtime.verifiers.request_tests import check_tests
+    from runtime.verifiers.spec import VerifierSpec
 
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    spec = VerifierSpec.parse(verifier)
+    if tests and spec.part("tests") is None:
+        raise UsageError("--test is run only by the tests verifier; add tests to --verifier")
+    if spec.part("tests") is not None:
+        if not tests:
+            raise UsageError("--verifier tests needs the tests to run: --test 'assert f(1) == 2'")
+        check_tests(list(tests))
     if raw and system is not None:
         raise UsageError("--system goes into the chat template, which --raw skips; drop one")
     if temperature is None:
@@ -130,6 +139,7 @@ def generate(
         RuntimeSettings,
         model=model,
         verifier=verifier,
+        tests=list(tests),
         strategy=strategy,
         n_ctx=n_ctx,
         n_threads=threads,
@@ -161,6 +171,7 @@ def generate(
         click.echo(
             f"[{t.strategy}/{t.verifier}] {t.emitted_tokens} tokens, "
             f"{t.decode_tok_s:.1f} tok/s, {t.rollbacks} rollbacks, "
-            f"{t.forward_per_emitted:.2f} forward evals/token, seed {t.seed}",
+            f"{t.forward_per_emitted:.2f} forward evals/token, seed {t.seed}"
+            + (f", {t.code_runs} checks ({t.isolation})" if t.code_runs else ""),
             err=True,
         )

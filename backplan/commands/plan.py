@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from planner.cli.options import field_help
+from backplan.options import field_help
 from planner.recommend.workload import Workload
 
 
@@ -65,7 +65,8 @@ from planner.recommend.workload import Workload
     "catalog_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Your catalogue folder: entries add to or override ours.",
+    help="Your catalogue folder: entries add to or override ours (default: the home's "
+    "overlay, where the dashboard saves entries).",
 )
 @click.option(
     "--profile",
@@ -79,8 +80,8 @@ from planner.recommend.workload import Workload
     "quality_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Locally measured pass@1, a runs list of `backplan eval` (overrides published "
-    "figures; default: benchmarks/results/humaneval.json when present).",
+    help="Also read this runs list of `backplan eval` (it wins over the shipped measurements "
+    "and the home's runs list, which are always read).",
 )
 @click.option("--top", type=click.IntRange(1, 100), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -101,13 +102,14 @@ def plan(
     **flags: object,
 ) -> None:
     """Recommend GPU, count, model, quantisation and verifier for a workload."""
+    from backplan.printers.plan import print_plan
     from planner.profiler.schema import load_profile
     from planner.recommend.plan import make_plan
-    from planner.recommend.quality import default_runs_file
-    from planner.recommend.report import print_plan
+    from planner.recommend.quality import runs_files
     from planner.recommend.workload import load_workload, make_workload
     from runtime.atomic import write_text_atomic
     from runtime.errors import UsageError
+    from runtime.home import catalog_overlay
 
     given = {k: v for k, v in flags.items() if v is not None}
     if isinstance(given.get("pue"), str):
@@ -124,9 +126,12 @@ def plan(
             f"--quality {quality_file} does not exist; pass a runs list that "
             "`backplan eval humaneval --summary` wrote, or leave it out"
         )
-    quality_file = quality_file or default_runs_file()
     result = make_plan(
-        workload, catalog_dir=catalog_dir, profile=profile, quality_file=quality_file, top=top
+        workload,
+        catalog_dir=catalog_dir or catalog_overlay(),
+        profile=profile,
+        runs=runs_files(quality_file),
+        top=top,
     )
     text = result.model_dump_json(indent=2)
     if out is not None:

@@ -87,9 +87,10 @@ def predict(
     from planner.capacity.shapes import device_from_gpu, shape_from_entry, shape_from_params
     from planner.capacity.verifier import step_seconds
     from planner.recommend.costs import CostBook
-    from planner.recommend.quality import default_runs_file, read_measured
+    from planner.recommend.quality import read_measured, runs_files
     from planner.recommend.workload import PLAN_STRATEGY
     from runtime.errors import UsageError
+    from runtime.home import catalog_overlay
     from runtime.verifiers.registry import SELF
     from runtime.verifiers.spec import VerifierSpec
 
@@ -97,7 +98,7 @@ def predict(
         raise UsageError("--calibrate and --probe work with --local PROFILE; add it or drop them")
     if params_b is not None and not 0.001 <= params_b <= 2000:  # NaN fails too
         raise UsageError(f"--params {params_b} is not a model size; give billions, 0.001-2000")
-    catalog = load_catalog(Path(catalog_dir) if catalog_dir else None)
+    catalog = load_catalog(Path(catalog_dir) if catalog_dir else catalog_overlay())
     if local_profile is not None:
         from planner.capacity.prediction import predict_from_profile, probe_for
         from planner.profiler.schema import load_profile
@@ -160,7 +161,7 @@ def predict(
     if spec.needs_second_model:
         name = spec.verifier_models[0]
         ver = shape if name == SELF else shape_from_entry(find_model(catalog, name), quant)
-    book = CostBook(catalog, None, read_measured(default_runs_file()))
+    book = CostBook(catalog, None, read_measured(runs_files()))
     cost = book.cost(spec, "plain" if spec.is_none else PLAN_STRATEGY, entry.id)
     verifier = spec.plan_key(entry.id)
     need = memory_need(shape, ver, eff, context=max(context, 1), sequences=1, devices=count)

@@ -6,19 +6,14 @@ from pathlib import Path
 
 import click
 
-from planner.cli.options import field_help, validated
-from planner.cli.progress import job_progress
+from backplan.options import field_help, model_option, threads_option, validated
+from backplan.progress import job_progress
 from planner.profiler.runner import CONFIGS, ProfileRequest
+from runtime.models.registry import DEFAULT_MODEL
 
 
 @click.command()
-@click.option(
-    "--model",
-    "-m",
-    default="smollm2-135m",
-    show_default=True,
-    help=field_help(ProfileRequest, "model"),
-)
+@model_option(DEFAULT_MODEL, field_help(ProfileRequest, "model"))
 @click.option(
     "--configs",
     default=",".join(CONFIGS),
@@ -48,9 +43,7 @@ from planner.profiler.runner import CONFIGS, ProfileRequest
     default=None,
     help=field_help(ProfileRequest, "quality"),
 )
-@click.option(
-    "--threads", type=click.IntRange(1, 512), default=None, help="CPU threads (default: all cores)."
-)
+@threads_option()
 @click.option("--cpu-only", is_flag=True, help="Do not look for a GPU.")
 @click.option(
     "--watts-per-core", type=float, default=None, help=field_help(ProfileRequest, "watts_per_core")
@@ -59,9 +52,9 @@ from planner.profiler.runner import CONFIGS, ProfileRequest
     "--out",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("out/profile.json"),
-    show_default=True,
-    help="Profile JSON to write.",
+    default=None,
+    help="Profile JSON to write (default: the home's profiles/profile.json, which the "
+    "dashboard shows).",
 )
 def profile(
     model: str,
@@ -75,12 +68,14 @@ def profile(
     threads: int | None,
     cpu_only: bool,
     watts_per_core: float | None,
-    out: Path,
+    out: Path | None,
 ) -> None:
     """Profile plain decoding and each backtracking configuration on this machine."""
-    from planner.profiler.report import print_profile
+    from backplan.printers.profile import print_profile
     from runtime.atomic import prepare_output
+    from runtime.home import home
 
+    out = out or home().profile
     req = validated(
         ProfileRequest,
         model=model,

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from planner.cli.options import validated
+from backplan.options import validated
 from runtime.server.settings import ServerSettings, option_specs
 
 

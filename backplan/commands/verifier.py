@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from planner.cli.progress import job_progress
+from backplan.options import model_option
+from backplan.progress import job_progress
+from planner.quality.results import EVAL_MODEL
 
 
 @click.group(name="verifier")
@@ -15,7 +17,7 @@ def verifier_group() -> None:
 
 
 @verifier_group.command()
-@click.option("--model", "-m", default="qwen2.5-coder-0.5b", show_default=True)
+@model_option(EVAL_MODEL)
 @click.option(
     "--samples",
     type=click.IntRange(0, 64),
@@ -133,10 +135,11 @@ def train(
     from planner.verifier_training.cost import generation_cost, pretraining_tokens
     from planner.verifier_training.features import rollout_features
     from planner.verifier_training.fit import cross_fit
-    from planner.verifier_training.rollouts import load_rollouts
+    from planner.verifier_training.rollouts import check_trainable, load_rollouts
     from runtime.atomic import prepare_output
 
     header, rows = load_rollouts(rollouts)
+    check_trainable(rollouts, rows, folds)
     main = header["model"]
     reader = reader or main
     stem = name or (f"{main}-latent" if reader == main else f"{main}-by-{reader}")

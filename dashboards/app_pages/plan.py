@@ -3,5 +3,7 @@
 from dashboards.state import guarded
 from dashboards.views.plan import render
 
-if __name__ == "__main__":  # Streamlit runs pages as __main__; a spawned process must not
+# Streamlit runs a page as __main__; a process spawned from the page (the profiler's workers)
+# imports it under another name and must not render it again
+if __name__ == "__main__":
     guarded(render)()

@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from dashboards import charts, tables
-from dashboards.config import quality_file
+from dashboards.config import runs
 from dashboards.state import (
     PLAN_KEY,
     PLAN_PROFILE_KEY,
@@ -36,29 +36,35 @@ DEMAND = ("developers", "tokens per day")
 QUANTS = ("Q4_K_M", "Q8_0", "F16")
 GPU_COUNTS = (1, 2, 4, 8)
 
-DEFAULTS: dict[str, Any] = {
-    "demand": "developers",
-    "developers": 40,
-    "tokens_per_developer_per_day": 100_000.0,
-    "tokens_per_day": 4_000_000.0,
-    "peak_concurrency": 0,
-    "context_tokens": 4096,
-    "min_tok_s_per_stream": 25.0,
-    "min_pass_at_1": 0.5,
-    "budget_usd": 0.0,
-    "power_cap_w": 0.0,
-    "region": "us-average",
-    "pue_preset": "small-server-room",
-    "pue_value": 1.5,
-    "years": 3.0,
-    "ops_usd_per_year": 0.0,
-    "gpus": [],
-    "models": [],
-    "verifiers": list(DEFAULT_VERIFIERS),
-    "quants": ["Q4_K_M", "Q8_0"],
-    "gpu_counts": list(GPU_COUNTS),
-    "top": 10,
-}
+
+def form_defaults() -> dict[str, Any]:
+    """The form's first values: the workload model's own defaults (one source), plus what only
+    the form has (how demand is given, the PUE as a preset or a number, the list length)."""
+    w = Workload()
+    pue_is_number = not isinstance(w.pue, str)
+    return {
+        "demand": "developers",
+        "developers": w.developers,
+        "tokens_per_developer_per_day": w.tokens_per_developer_per_day,
+        "tokens_per_day": w.demand_tok_per_day,
+        "peak_concurrency": w.peak_concurrency or 0,  # 0: the model's rule (developers/5)
+        "context_tokens": w.context_tokens,
+        "min_tok_s_per_stream": w.min_tok_s_per_stream,
+        "min_pass_at_1": w.min_pass_at_1,
+        "budget_usd": w.budget_usd or 0.0,  # 0: no limit
+        "power_cap_w": w.power_cap_w or 0.0,
+        "region": w.region,
+        "pue_preset": CUSTOM_PUE if pue_is_number else w.pue,
+        "pue_value": float(w.pue) if pue_is_number else 1.5,
+        "years": w.years,
+        "ops_usd_per_year": w.ops_usd_per_year,
+        "gpus": list(w.gpus or []),
+        "models": list(w.models or []),
+        "verifiers": list(w.verifiers),
+        "quants": list(w.quants),
+        "gpu_counts": list(w.gpu_counts),
+        "top": 10,
+    }
 
 
 def _help(name: str) -> str:
@@ -105,7 +111,7 @@ def workload_data(values: dict[str, Any]) -> dict[str, Any]:
 
 def _form(catalog: Catalog, profile_names: list[str]) -> dict[str, Any] | None:
     """The workload form; the submitted values, or None when not submitted this run."""
-    last: dict[str, Any] = {**DEFAULTS, **st.session_state.get(INPUTS_KEY, {})}
+    last: dict[str, Any] = {**form_defaults(), **st.session_state.get(INPUTS_KEY, {})}
     regions = sorted(catalog.regions)
     presets = [*sorted(catalog.pue_presets, key=lambda p: catalog.pue_presets[p].pue), CUSTOM_PUE]
     v: dict[str, Any] = {}
@@ -284,7 +290,7 @@ def _run_plan(v: dict[str, Any], state: CatalogState, profiles: dict[str, Profil
                 workload,
                 catalog=state.catalog,
                 profile=profiles.get(profile_name) if profile_name else None,
-                quality_file=quality_file(),
+                runs=runs(),
                 top=int(v["top"]),
             )
     except BackplanError as exc:

@@ -39,6 +39,8 @@ from planner.profiler.schema import (
     Stat,
 )
 from planner.profiler.worker import WorkerSpec, describe_error, serve
+from runtime.home import home
+from runtime.models.registry import DEFAULT_MODEL
 from runtime.telemetry.meters import DEFAULT_WATTS_PER_CORE, make_meter
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,7 @@ class ProfileRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field("smollm2-135m", description="Model to profile.")
+    model: str = Field(DEFAULT_MODEL, description="Model to profile.")
     configs: list[str] = Field(
         default_factory=lambda: list(CONFIGS),
         description="Configurations (plain is always included).",
@@ -170,7 +172,9 @@ class ProfileRequest(BaseModel):
     quality: int | None = Field(
         None, ge=1, le=164, description="Also measure pass@1 on the first N HumanEval problems."
     )
-    quality_dir: str = Field("out/eval", description="Where per-problem quality results go.")
+    quality_dir: str | None = Field(
+        None, description="Where per-problem quality results go (default: the home's)."
+    )
     n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads (default: all).")
     prefer_gpu: bool = True
     watts_per_core: float = Field(
@@ -391,7 +395,8 @@ def _measure_quality(
             strategy=cfg.strategy,
             temperature=cfg.temperature,
         )
-        out = Path(req.quality_dir) / f"profile-{req.model}-{cfg.name}.jsonl"
+        folder = Path(req.quality_dir) if req.quality_dir else home().eval_dir
+        out = folder / f"profile-{req.model}-{cfg.name}.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():
             out.unlink()  # a profile measures afresh

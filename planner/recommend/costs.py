@@ -62,9 +62,13 @@ class CostBook:
         profile = self.profile
         if profile is None:
             return None
+        want = spec.plan_key(heads=False)  # a head changes what it rejects, not what a pass costs
         for cfg in profile.configs:
-            cfg_key = VerifierSpec.parse(cfg.verifier).plan_key(profile.model.path)
-            if cfg_key != key or cfg.strategy != strategy:
+            cfg_spec = VerifierSpec.parse(cfg.verifier)
+            names = (profile.model.path, profile.model.name)  # the main model, by file or name
+            if cfg.strategy != strategy or all(
+                cfg_spec.plan_key(n, heads=False) != want for n in names
+            ):
                 continue
             try:
                 return cost_from_config(profile, cfg, key, latent_host=spec.needs_hidden_states)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hardware_catalog import Catalog, find_gpu, find_model, find_pue, find_region, load_catalog
 from planner.recommend.costs import CostBook
 from planner.recommend.evaluate import Candidate, Context, evaluate
-from planner.recommend.quality import QualityBook, read_measured
+from planner.recommend.quality import QualityBook, read_measured, runs_files
 from planner.recommend.trade import trade_sentence, verdict
 from planner.recommend.workload import Workload
 from runtime.errors import UsageError
@@ -90,7 +90,7 @@ def make_plan(
     catalog: Catalog | None = None,
     catalog_dir: Path | None = None,
     profile: Any = None,
-    quality_file: Path | None = None,
+    runs: list[Path] | None = None,
     top: int = 10,
 ) -> PlanResult:
     catalog = catalog or load_catalog(catalog_dir)
@@ -101,7 +101,7 @@ def make_plan(
         if isinstance(workload.pue, (int, float))
         else find_pue(catalog, str(workload.pue)).pue
     )
-    measured = read_measured(quality_file)
+    measured = read_measured(runs_files() if runs is None else runs)
     quality = QualityBook(catalog, measured)
     costs = CostBook(catalog, profile, measured)
     ctx = Context(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hardware_catalog import Catalog, ModelEntry
 from planner.quality.results import RunSummary, read_runs
 from runtime.errors import UsageError, first_problem
+from runtime.home import home
 from runtime.verifiers.registry import SELF
 from runtime.verifiers.spec import VerifierSpec
 
@@ -92,16 +94,36 @@ class Calibration:
         return f"x{self.factor(family):.2f} to this harness (mean of {each})"
 
 
-def default_runs_file() -> Path | None:
-    """The measured runs list the planner reads when told none (None if there is none)."""
-    path = Path("benchmarks/results/humaneval.json")
-    return path if path.is_file() else None
+def shipped_runs_file() -> Path:
+    """The runs measured by this project (``benchmarks/results/humaneval.json``), shipped as
+    package data so an installed copy plans with them."""
+    return Path(str(resources.files("planner.quality") / "measured" / "humaneval.json"))
 
 
-def read_measured(path: Path | None) -> list[Measured]:
-    """The complete greedy runs of a runs list (``backplan eval humaneval --summary``)."""
-    if path is None:
+def runs_files(extra: Path | None = None) -> list[Path]:
+    """Where a plan's measured pass@1 comes from, in order of precedence (later wins): the
+    shipped runs, the home's runs list (``backplan eval humaneval`` records there), ``extra``."""
+    files = [shipped_runs_file()]
+    mine = home().runs_list
+    if mine.is_file():
+        files.append(mine)
+    if extra is not None:
+        files.append(extra)
+    return files
+
+
+def read_measured(paths: Path | list[Path] | None) -> list[Measured]:
+    """The complete greedy runs of runs lists (``backplan eval humaneval --summary``), in the
+    order given: a later file's run of the same configuration replaces an earlier one's."""
+    if paths is None:
         return []
+    out: list[Measured] = []
+    for path in [paths] if isinstance(paths, Path) else paths:
+        out += _read_one(path)
+    return out
+
+
+def _read_one(path: Path) -> list[Measured]:
     out: list[Measured] = []
     for i, raw in enumerate(read_runs(path), 1):
         try:
@@ -135,10 +157,8 @@ class QualityBook:
     def __init__(self, catalog: Catalog, measured: list[Measured]) -> None:
         self.catalog = catalog
         self.measured: dict[tuple[str, str, str], Measured] = {}
-        for m in measured:  # the larger run of a configuration wins
-            key = (m.model, m.key, m.strategy)
-            if key not in self.measured or m.n > self.measured[key].n:
-                self.measured[key] = m
+        for m in measured:  # a later run of a configuration replaces an earlier one
+            self.measured[(m.model, m.key, m.strategy)] = m
         self.calibration = self._calibrate()
 
     @classmethod

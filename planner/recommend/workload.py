@@ -32,7 +32,7 @@ class Workload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    developers: int | None = Field(20, ge=1, description="Developers served.")
+    developers: int | None = Field(40, ge=1, description="Developers served.")
     tokens_per_developer_per_day: float = Field(
         100_000, gt=0, description="Generated tokens per developer per working day."
     )
@@ -45,9 +45,11 @@ class Workload(BaseModel):
     )
     context_tokens: int = Field(4096, ge=256, le=131072, description="Context per sequence.")
     min_tok_s_per_stream: float = Field(
-        20, ge=0, description="Latency: tokens/s each user sees at peak."
+        25, ge=0, description="Latency: tokens/s each user sees at peak."
     )
-    min_pass_at_1: float = Field(0.0, ge=0, le=1, description="Minimum HumanEval pass@1.")
+    min_pass_at_1: float = Field(
+        0.6, ge=0, le=1, description="Minimum HumanEval pass@1 (0: no quality floor)."
+    )
     budget_usd: float | None = Field(None, gt=0, description="Most capex to spend.")
     power_cap_w: float | None = Field(None, gt=0, description="Most power to draw (GPUs+host).")
     region: str = Field("us-average", description="Electricity price and grid carbon.")

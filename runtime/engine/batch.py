@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.engine.llama import Model, _lib, init_context
+from runtime.engine.llama import Model
+from runtime.engine.multiseq import MultiSeqContext, Row
 from runtime.errors import ContextOverflowError, EngineError
 
 log = logging.getLogger(__name__)
@@ -55,27 +56,19 @@ class BatchEngine:
         n_threads: int | None = None,
         gather_ms: float = 2.0,
     ) -> None:
-        lib = _lib()
         self.model = model
         self.n_slots = n_slots
-        self._ctx = init_context(
+        self._ctx: MultiSeqContext | None = MultiSeqContext(
             model,
             n_ctx=n_ctx_per_slot * n_slots,
             n_batch=n_batch,
-            n_seq_max=n_slots,
+            n_seq=n_slots,
             embeddings=embeddings,
             n_threads=n_threads,
         )
-        if not self._ctx:
-            raise EngineError(
-                f"llama.cpp could not create a context for {n_slots} slots of "
-                f"{n_ctx_per_slot} tokens; lower --parallel or --n-ctx"
-            )
-        self.n_ctx_per_slot = lib.llama_n_ctx(self._ctx) // n_slots
-        self.n_batch = min(n_batch, lib.llama_n_batch(self._ctx))
+        self.n_ctx_per_slot = self._ctx.n_ctx // n_slots
+        self.n_batch = self._ctx.n_batch
         self.embeddings = embeddings
-        self._mem = lib.llama_get_memory(self._ctx)
-        self._batch = lib.llama_batch_init(self.n_batch, 0, 1)
         self._gather_s = gather_ms / 1000.0
         self._cond = threading.Condition()
         self._pending: dict[int, _Request] = {}
@@ -114,9 +107,9 @@ class BatchEngine:
 
     def remove(self, slot: int, p0: int) -> None:
         with self._kv_lock:
-            ok = _lib().llama_memory_seq_rm(self._mem, slot, p0, -1)
-        if not ok:
-            raise EngineError(f"llama.cpp refused to roll back slot {slot} to {p0}")
+            if self._ctx is None:
+                raise EngineError("the engine is shut down")
+            self._ctx.remove(slot, p0)
 
     # -- scheduler side ---------------------------------------------------------------------
     def _loop(self) -> None:
@@ -156,42 +149,27 @@ class BatchEngine:
 
     def _run(self, work: list[_Request]) -> list[_Request]:
         """One llama_decode over as much pending work as fits; return the requests finished."""
-        lib = _lib()
-        b = self._batch
-        n = 0
-        rows: list[tuple[_Request, int, bool]] = []  # (request, batch row, wants output)
+        rows: list[Row] = []
+        wanting: list[_Request] = []  # the request of each row that keeps an output
         for req in work:
             slot = self._slots[req.slot]
-            while req.next_index < len(req.tokens) and n < self.n_batch:
+            while req.next_index < len(req.tokens) and len(rows) < self.n_batch:
                 i = req.next_index
-                last = i == len(req.tokens) - 1
-                want = req.all_outputs or last
-                b.token[n] = req.tokens[i]
-                b.pos[n] = slot.n_past + i
-                b.n_seq_id[n] = 1
-                b.seq_id[n][0] = req.slot
-                b.logits[n] = 1 if want else 0
+                want = req.all_outputs or i == len(req.tokens) - 1
+                rows.append(Row(req.tokens[i], slot.n_past + i, req.slot, want))
                 if want:
-                    rows.append((req, n, last))
-                n += 1
+                    wanting.append(req)
                 req.next_index += 1
-        b.n_tokens = n
         with self._kv_lock:
-            rc = lib.llama_decode(self._ctx, b)
-        if rc != 0:
-            raise EngineError(
-                f"llama_decode failed with code {rc} ({n} tokens in the batch); "
-                "the context may be full: lower max_tokens or --parallel"
-            )
+            if self._ctx is None:
+                raise EngineError("the engine is shut down")
+            outputs = self._ctx.decode(rows)
         self.batches += 1
-        self.batched_tokens += n
-        n_vocab, n_embd = self.model.n_vocab, self.model.n_embd
-        for req, row, _last in rows:
-            ptr = lib.llama_get_logits_ith(self._ctx, row)
-            req.logits.append(np.ctypeslib.as_array(ptr, shape=(n_vocab,)).copy())
-            if self.embeddings:
-                hp = lib.llama_get_embeddings_ith(self._ctx, row)
-                req.hidden.append(np.ctypeslib.as_array(hp, shape=(n_embd,)).copy())
+        self.batched_tokens += len(rows)
+        for req, (logits, hidden) in zip(wanting, outputs, strict=True):
+            req.logits.append(logits)
+            if hidden is not None:
+                req.hidden.append(hidden)
         finished = []
         for req in work:
             if req.next_index >= len(req.tokens):
@@ -203,11 +181,10 @@ class BatchEngine:
             self._stop = True
             self._cond.notify_all()
         self._thread.join(5)
-        lib = _lib()
-        if getattr(self, "_ctx", None):
-            lib.llama_batch_free(self._batch)
-            lib.llama_free(self._ctx)
-            self._ctx = None
+        with self._kv_lock:
+            if self._ctx is not None:
+                self._ctx.close()
+                self._ctx = None
 
 
 class SlotContext:

@@ -1,8 +1,10 @@
-"""The one adapter between backplan and llama-cpp-python's low-level (ctypes) API.
+"""The adapter between backplan and llama-cpp-python's low-level (ctypes) API.
 
-Everything that touches ``llama_cpp`` lives here, so the rest of the runtime sees plain
-Python and numpy: a :class:`Model` (weights and vocabulary) and a :class:`Context` (one
-sequence's KV cache) with ``decode``, ``logits``, ``hidden`` and ``truncate``.
+Everything that touches ``llama_cpp`` lives in the engine's two adapter modules, this one and
+:mod:`runtime.engine.multiseq` (one context shared by several sequences), so the rest of the
+runtime sees plain Python and numpy: a :class:`Model` (weights and vocabulary) and a
+:class:`Context` (one sequence's KV cache) with ``decode``, ``logits``, ``hidden`` and
+``truncate``. :func:`llama_lib` is for those two modules only.
 
 Only public functions of ``llama_cpp.llama_cpp`` are used (the C API as exported by the
 bindings); no private attribute of llama-cpp-python's ``Llama`` class.
@@ -32,7 +34,7 @@ _log_callback: Any = None  # keep the ctypes callback alive for the life of the 
 _llama_log = logging.getLogger("llama.cpp")
 
 
-def _lib() -> Any:
+def llama_lib() -> Any:
     """Import llama_cpp lazily (it loads a shared library) and initialise its backend once."""
     global _backend_ready, _log_callback
     import llama_cpp.llama_cpp as lib
@@ -58,19 +60,19 @@ def _lib() -> Any:
 
 def gpu_offload_supported() -> bool:
     """True when this llama.cpp build has a GPU backend (CUDA, Metal, Vulkan, ...)."""
-    return bool(_lib().llama_supports_gpu_offload())
+    return bool(llama_lib().llama_supports_gpu_offload())
 
 
 def system_info() -> str:
     """llama.cpp's own description of its build (backends and CPU features)."""
-    raw: bytes = _lib().llama_print_system_info()
+    raw: bytes = llama_lib().llama_print_system_info()
     return raw.decode("utf-8", "replace").strip()
 
 
 def quantize_model(src: str | Path, dst: str | Path, file_type: int, *, threads: int = 0) -> None:
     """Write ``src`` (a GGUF file) to ``dst`` at llama.cpp file type ``file_type`` (e.g. 15:
     Q4_K_M), with llama.cpp's own per-tensor rules, as ``llama-quantize`` would."""
-    lib = _lib()
+    lib = llama_lib()
     params = lib.llama_model_quantize_default_params()
     params.ftype = file_type
     params.nthread = threads
@@ -96,7 +98,7 @@ class Model:
     """Weights and vocabulary of one GGUF file. Several contexts may share one model."""
 
     def __init__(self, path: str | Path, *, n_gpu_layers: int | None = None) -> None:
-        lib = _lib()
+        lib = llama_lib()
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelLoadError(
@@ -144,12 +146,13 @@ class Model:
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._piece_lock = threading.Lock()
+        self._special_texts: tuple[str, ...] | None = None
 
     # -- vocabulary -------------------------------------------------------------------------
     def tokenize(
         self, text: str, *, add_special: bool = True, parse_special: bool = True
     ) -> list[int]:
-        lib = _lib()
+        lib = llama_lib()
         data = text.encode("utf-8")
         cap = len(data) + 16
         buf = (lib.llama_token * cap)()
@@ -167,7 +170,7 @@ class Model:
         cached = self._pieces.get(token)
         if cached is not None:
             return cached
-        lib = _lib()
+        lib = llama_lib()
         with self._piece_lock:  # one shared buffer; generations may run in several threads
             n = lib.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
             if n < 0:
@@ -190,12 +193,26 @@ class Model:
         return self._eog
 
     def chat_template(self) -> str | None:
-        raw = _lib().llama_model_chat_template(self._model, None)
+        raw = llama_lib().llama_model_chat_template(self._model, None)
         return raw.decode("utf-8") if raw else None
+
+    def special_texts(self) -> tuple[str, ...]:
+        """The texts of the control and user-defined tokens (``<|im_start|>`` ...), longest
+        first: text that becomes a control token when special tokens are parsed."""
+        if self._special_texts is None:
+            lib = llama_lib()
+            mask = lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_USER_DEFINED
+            found = {
+                self.token_text(tok)
+                for tok in range(self.n_vocab)
+                if lib.llama_vocab_get_attr(self._vocab, tok) & mask
+            }
+            self._special_texts = tuple(sorted((t for t in found if t), key=len, reverse=True))
+        return self._special_texts
 
     def token_text(self, token: int) -> str:
         """Text of a special token as it appears in templates (e.g. ``<|im_end|>``)."""
-        lib = _lib()
+        lib = llama_lib()
         buf = ctypes.create_string_buffer(256)
         n = lib.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
         return buf.raw[: max(n, 0)].decode("utf-8", "replace")
@@ -207,7 +224,7 @@ class Model:
 
     def close(self) -> None:
         if getattr(self, "_model", None):
-            _lib().llama_model_free(self._model)
+            llama_lib().llama_model_free(self._model)
             self._model = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
@@ -233,7 +250,7 @@ def init_context(
     One place for the parameters backplan always sets: pooling NONE (a hidden state per token),
     ``n_ubatch`` = ``n_batch``, every thread for both prompt and decode, no perf counters.
     """
-    lib = _lib()
+    lib = llama_lib()
     params = lib.llama_context_default_params()
     params.n_ctx = n_ctx
     params.n_batch = n_batch
@@ -264,7 +281,7 @@ class Context:
         embeddings: bool = False,
         n_threads: int | None = None,
     ) -> None:
-        lib = _lib()
+        lib = llama_lib()
         self.model = model
         self._ctx = init_context(
             model,
@@ -400,7 +417,7 @@ class Context:
             raise EngineError(f"cannot truncate to {n_keep}: the context holds {self.n_past}")
         if n_keep == self.n_past:
             return
-        ok = _lib().llama_memory_seq_rm(self._mem, 0, n_keep, -1)
+        ok = llama_lib().llama_memory_seq_rm(self._mem, 0, n_keep, -1)
         if not ok:
             raise EngineError(
                 f"llama.cpp refused to remove positions >= {n_keep} "
@@ -409,11 +426,11 @@ class Context:
         self.n_past = n_keep
 
     def reset(self) -> None:
-        _lib().llama_memory_clear(self._mem, True)
+        llama_lib().llama_memory_clear(self._mem, True)
         self.n_past = 0
 
     def close(self) -> None:
-        lib = _lib()
+        lib = llama_lib()
         if getattr(self, "_ctx", None):
             lib.llama_batch_free(self._batch)
             lib.llama_free(self._ctx)

@@ -45,8 +45,11 @@ _PIP_TIMEOUT_S = 1800
 
 
 def cache_dir() -> Path:
-    """``$BACKPLAN_CACHE``, else ``~/.cache/backplan``."""
-    return Path(os.environ.get("BACKPLAN_CACHE") or "~/.cache/backplan").expanduser()
+    """The home's cache (:mod:`runtime.home`): ``$BACKPLAN_CACHE``, else
+    ``$BACKPLAN_HOME/cache``, else the platform's user cache (``~/.cache/backplan``)."""
+    from runtime.home import home
+
+    return home().cache
 
 
 def models_dir() -> Path:

@@ -53,15 +53,18 @@ class VerifierPart:
         name = f"model:{self.model}" if self.kind == "model" else self.kind
         return f"{name}={self.arg}" if self.arg is not None else name
 
-    def plan_key(self, main_model: str | None = None) -> str:
+    def plan_key(self, main_model: str | None = None, *, heads: bool = True) -> str:
         """This part as the planner compares it: shipped heads (by file, or their cross-fit
-        manifest) are ``shipped``, a verifier model that is the main model is ``self``."""
+        manifest) are ``shipped``, a verifier model that is the main model is ``self``;
+        ``heads=False`` drops every head (what a configuration costs does not depend on it)."""
         name = self.kind
         if self.kind == "model":
             same = main_model is not None and (self.model or "").casefold() == main_model.casefold()
             name = f"model:{SELF if same else self.model}"
         if self.info.arg != "head":
             return f"{name}={self.arg}" if self.arg is not None else name
+        if not heads:
+            return name
         head = self.head
         if head not in ("shipped", "constant") and (HEADS_DIR / Path(head).name).is_file():
             head = "shipped"  # the shipped head, or the cross-fit manifest it came with
@@ -131,14 +134,15 @@ class VerifierSpec:
     def __str__(self) -> str:
         return "+".join(str(p) for p in self.parts) if self.parts else "none"
 
-    def plan_key(self, main_model: str | None = None) -> str:
+    def plan_key(self, main_model: str | None = None, *, heads: bool = True) -> str:
         """Canonical for comparing configurations across files: parts in registry order, shipped
-        heads as the default, ``model:self`` for the main model's own weights."""
+        heads as the default, ``model:self`` for the main model's own weights (``heads=False``:
+        without heads, to compare what configurations cost)."""
         if not self.parts:
             return "none"
         order = list(KINDS)
         ranked = sorted(self.parts, key=lambda p: (order.index(p.kind), p.model or ""))
-        return "+".join(p.plan_key(main_model) for p in ranked)
+        return "+".join(p.plan_key(main_model, heads=heads) for p in ranked)
 
 
 def _parse_part(spec: str, text: str) -> VerifierPart:

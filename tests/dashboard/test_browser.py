@@ -22,7 +22,7 @@ import pytest
 
 from planner.profiler.schema import Profile
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -50,7 +50,7 @@ def _backplan() -> list[str]:
     found = shutil.which("backplan")
     if found:
         return [found]
-    return [sys.executable, "-c", "from planner.cli import main; main()"]
+    return [sys.executable, "-c", "from backplan.cli import main; main()"]
 
 
 def _healthy(url: str) -> bool:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from backplan.commands import dashboard as dashboard_cli
 from dashboards.config import CATALOG_ENV, PROFILE_ENV
-from planner.cli import dashboard as dashboard_cli
 
 
 def test_streamlit_command_serves_the_app_on_loopback() -> None:
@@ -32,8 +32,8 @@ def test_options_reach_the_app_through_the_environment(
     seen: dict[str, Any] = {}
 
     class FakeProc:
-        def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
-            seen["cmd"], seen["env"] = cmd, env
+        def __init__(self, cmd: list[str], env: dict[str, str], **kw: Any) -> None:
+            seen["cmd"], seen["env"], seen["kw"] = cmd, env, kw
 
         def wait(self, timeout: float | None = None) -> int:
             return 0
@@ -48,12 +48,13 @@ def test_options_reach_the_app_through_the_environment(
     )
     assert result.exit_code == 0, result.output
     assert seen["env"][CATALOG_ENV] == str(Path("cat").resolve())
+    assert callable(seen["kw"]["preexec_fn"])  # Streamlit dies with this process (SIGKILL too)
     assert seen["env"][PROFILE_ENV] == str(Path("p.json").resolve())
     assert "8611" in seen["cmd"] and "true" in seen["cmd"]
 
 
 def test_dashboard_is_registered() -> None:
-    from planner.cli import _register, cli
+    from backplan.cli import _register, cli
 
     _register()
     assert "dashboard" in cli.commands

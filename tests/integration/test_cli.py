@@ -25,7 +25,7 @@ def backplan(
 ) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-c", "from planner.cli import main; main()", *args],
+        [sys.executable, "-c", "from backplan.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -161,16 +161,18 @@ def test_sampled_eval_records_its_decoding_and_resumes(smol_path: Path, tmp_path
     args = ["eval", "humaneval", "--model", "smollm2-135m", "--verifier", "syntax"]
     args += ["--strategy", "vgb", "--temperature", "0.7", "--seed", "3"]
     args += ["--limit", "1", "--max-tokens", "16"]
-    first = backplan(*args, cwd=tmp_path)
+    home = {"BACKPLAN_HOME": str(tmp_path / "home")}  # results go to the home, not the cwd
+    first = backplan(*args, cwd=tmp_path, env=home)
     assert first.returncode == 0, first.stderr
-    (out,) = (tmp_path / "out/eval").glob("*.jsonl")
+    assert not (tmp_path / "out").exists()
+    (out,) = (tmp_path / "home" / "results" / "eval").glob("*.jsonl")
     assert out.name == "smollm2-135m_syntax_vgb_t0.7-seed3.jsonl"
     # stderr is a pipe, not a terminal: progress comes as plain lines a log keeps
     assert "humaneval smollm2-135m syntax vgb 1/1" in first.stderr
     header, *records = [json.loads(ln) for ln in out.read_text().splitlines()]
     assert (header["config"]["temperature"], header["config"]["seed"]) == (0.7, 3)
     assert [r["task_id"] for r in records] == ["HumanEval/0"]
-    again = backplan(*args, cwd=tmp_path)
+    again = backplan(*args, cwd=tmp_path, env=home)
     assert again.returncode == 0, again.stderr
     assert out.read_text().count("\n") == 2  # header and the one problem: nothing regenerated
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from planner.cli import _Group
-from planner.cli.models import models
+from backplan.cli import _Group
+from backplan.commands.models import models
 from runtime.models.fetch import model_path, sha256_file
 from runtime.models.registry import DEFAULT_MODEL, resolve
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "from planner.cli import main; main()", "serve"]
+CLI = [sys.executable, "-c", "from backplan.cli import main; main()", "serve"]
 MODULE = [sys.executable, "-m", "runtime.server"]
 
 

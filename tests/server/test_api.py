@@ -12,7 +12,7 @@ import openai
 import pytest
 from srvproc import ServerProcess
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.server, pytest.mark.integration]
 
 CODE_PROMPT = "Write a Python function that returns the square of a number."
 

@@ -15,17 +15,18 @@ import httpx
 import pytest
 from srvproc import ROOT, ServerProcess, start
 
-pytestmark = [pytest.mark.integration, pytest.mark.jail]
+pytestmark = [pytest.mark.server, pytest.mark.integration, pytest.mark.jail]
 
 ASK = "Write a Python function add(a, b) that returns the sum of a and b."
+CODE_SERVER_FLAGS = (
+    "--allow-code-execution --verifier syntax --strategy threshold --parallel 2 "
+    "--n-ctx 1024 --max-tokens-limit 400"
+)
 
 
 @pytest.fixture(scope="module")
 def code_server() -> Iterator[ServerProcess]:
-    yield from start(
-        "--allow-code-execution --verifier syntax --strategy threshold --parallel 2 "
-        "--n-ctx 1024 --max-tokens-limit 400".split()
-    )
+    yield from start(CODE_SERVER_FLAGS.split())
 
 
 def _chat(srv: ServerProcess, tests: list[str], verifier: str = "syntax+tests") -> httpx.Response:
@@ -111,7 +112,7 @@ def test_without_the_flag_code_running_verifiers_are_refused(api_server: ServerP
 
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from planner.cli import main; main()", "serve", *args],
+        [sys.executable, "-c", "from backplan.cli import main; main()", "serve", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,

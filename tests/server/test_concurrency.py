@@ -9,7 +9,7 @@ import httpx
 import pytest
 from srvproc import ServerProcess
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.server, pytest.mark.integration]
 
 SUBJECTS = [
     "the sea",

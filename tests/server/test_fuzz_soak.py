@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from srvproc import ServerProcess, rss_bytes, start
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.server, pytest.mark.integration]
 
 SOAK_REQUESTS = 520
 SOAK_CLIENTS = 4

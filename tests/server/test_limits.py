@@ -20,7 +20,7 @@ from srvproc import CLI, MODULE, ROOT, ServerProcess, start
 from runtime.errors import UsageError
 from runtime.server.settings import ServerSettings, check_bind
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.server, pytest.mark.integration]
 
 KEYS = ("key-one", "key-two")
 KEYED_FLAGS = "--parallel 1 --queue 1 --timeout-s 3 --max-tokens-limit 4000"
@@ -194,7 +194,7 @@ def test_mistakes_found_before_binding_are_one_line(entry: list[str]) -> None:
         cases = [
             (["--port", port], f"cannot listen on 127.0.0.1:{port}"),
             (["--host", "0.0.0.0", "--api-key", ""], "API key is empty"),
-            (["--verifier", "+"], "names no verifier"),
+            (["--verifier", "+"], "an empty part"),
         ]
         for args, needle in cases:
             proc = subprocess.run(

@@ -12,7 +12,7 @@ from planner.quality.harness import run_humaneval_served
 from planner.quality.results import EvalConfig
 from runtime.errors import UsageError
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.server, pytest.mark.integration]
 
 
 def test_served_eval_writes_checked_results_and_resumes(

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from srvproc import ServerProcess, running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.server, pytest.mark.integration]
 
 SEPARATE_FLAGS = "--verifier model:smollm2-135m=constant --strategy threshold --parallel 2"
 LATENT_FLAGS = "--verifier latent=constant --strategy vgb --parallel 2"

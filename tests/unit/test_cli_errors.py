@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from planner.cli import _Group, _register, cli
+from backplan.cli import _Group, _register, cli
 from planner.quality.results import EvalConfig
 
 

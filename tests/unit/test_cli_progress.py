@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from planner.cli.progress import job_progress
+from backplan.progress import job_progress
 
 
 def _lines(capsys: pytest.CaptureFixture[str]) -> list[str]:

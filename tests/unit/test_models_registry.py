@@ -12,8 +12,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from planner.cli import _Group
-from planner.cli.models import models
+from backplan.cli import _Group
+from backplan.commands.models import models
 from runtime.errors import ChecksumError, ModelFetchError, ModelLoadError, ModelNotFoundError
 from runtime.models import fetch as fetch_mod
 from runtime.models.fetch import cached_file, fetch, model_path, verify

@@ -43,14 +43,16 @@ def test_every_shortlisted_candidate_meets_every_constraint() -> None:
 
 
 def test_impossible_budget_names_what_binds() -> None:
-    w = Workload(developers=40, budget_usd=100, **SMALL)  # type: ignore[arg-type]
+    w = Workload(developers=40, budget_usd=100, min_pass_at_1=0, **SMALL)  # type: ignore[arg-type]
     plan = make_plan(w)
     assert plan.feasible == 0 and not plan.shortlist
     assert set(plan.rejected_by) == {"budget"}
 
 
 def test_verifier_costs_memory_and_speed() -> None:
-    w = Workload(developers=10, **{**SMALL, "gpus": ["rtx-4090"], "gpu_counts": [1]})  # type: ignore[arg-type]
+    w = Workload(
+        developers=10, min_pass_at_1=0, **{**SMALL, "gpus": ["rtx-4090"], "gpu_counts": [1]}
+    )  # type: ignore[arg-type]
     plan = make_plan(w)
     by = {(c.model, c.verifier): c for c in plan.candidates}
     plain, sep = by[("qwen2.5-coder-7b", "none")], by[("qwen2.5-coder-7b", "model:self")]
@@ -108,7 +110,7 @@ def test_impossible_workloads_are_refused_in_one_line(
 def test_bad_input_to_the_planning_commands_is_one_line_and_a_non_zero_exit(
     tmp_path: Path,
 ) -> None:
-    from planner.cli import _register, cli
+    from backplan.cli import _register, cli
 
     _register()
     (tmp_path / "a-file").write_text("")
@@ -146,7 +148,7 @@ def test_example_workload_in_readme_is_valid(tmp_path: Path) -> None:
 
 
 def test_cli_predict_and_unknown_gpu() -> None:
-    from planner.cli import _register, cli
+    from backplan.cli import _register, cli
 
     _register()
     runner = CliRunner()
@@ -177,5 +179,26 @@ def test_a_profile_configuration_that_emitted_nothing_falls_back_to_the_defaults
     with pytest.raises(ProfileError, match="emitted no tokens"):
         cost_from_config(profile, profile.config("plain"), "none", latent_host=False)
     result = make_plan(Workload(developers=10, **SMALL), profile=profile)  # type: ignore[arg-type]
-    assert result.verifier_costs["qwen2.5-coder-0.5b none"] == assumed_cost("none", False).source
+    source = result.verifier_costs["qwen2.5-coder-0.5b none"]
+    assert not source.startswith("profile")  # the next source: the measured runs
+    hermetic = make_plan(Workload(developers=10, **SMALL), profile=profile, runs=[])  # type: ignore[arg-type]
+    assert hermetic.verifier_costs["qwen2.5-coder-0.5b none"] == assumed_cost("none", False).source
     assert result.feasible > 0
+
+
+def test_the_example_workload_states_the_models_defaults() -> None:
+    """One source per default: the example YAML (and the README's copy of it) may differ from
+    Workload's defaults only where it shows a constraint that has none (budget, power cap)."""
+    import yaml
+
+    root = Path(__file__).parents[2]
+    text = (root / "planner" / "recommend" / "example_workload.yaml").read_text()
+    readme = (root / "README.md").read_text().split("<!-- workload-example -->", 1)[1]
+    assert readme.split("```yaml\n", 1)[1].split("```", 1)[0] == text
+    data = yaml.safe_load(text)
+    defaults = Workload()
+    for field, value in data.items():
+        if field in ("budget_usd", "power_cap_w"):
+            assert getattr(defaults, field) is None
+            continue
+        assert getattr(defaults, field) == value, field

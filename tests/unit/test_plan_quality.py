@@ -114,6 +114,7 @@ def test_a_learned_head_is_never_extrapolated(tmp_path: Path) -> None:
 def _candidate(**update: object) -> Candidate:
     w = Workload(
         developers=10,
+        min_pass_at_1=0,
         models=[HALF],
         gpus=["rtx-4090"],
         gpu_counts=[1],
@@ -139,6 +140,7 @@ def test_ranking_is_by_cost_per_solved_task() -> None:
 def test_plan_candidates_compute_cost_per_solved_task() -> None:
     w = Workload(
         developers=10,
+        min_pass_at_1=0,
         models=[HALF],
         gpus=["rtx-4090"],
         gpu_counts=[1],
@@ -194,3 +196,41 @@ def test_workload_verifiers_use_the_one_grammar() -> None:
         from planner.recommend.workload import make_workload
 
         make_workload({"verifiers": ["separate"]})
+
+
+def test_the_shipped_runs_list_is_the_committed_benchmark_result() -> None:
+    """The planner's package data is written by benchmarks/humaneval_report.py beside
+    benchmarks/results/humaneval.json; they must not drift apart."""
+    from planner.recommend.quality import shipped_runs_file
+
+    committed = Path(__file__).parents[2] / "benchmarks" / "results" / "humaneval.json"
+    assert shipped_runs_file().read_text() == committed.read_text()
+
+
+def test_plans_read_the_home_runs_list_and_it_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planner.recommend.quality import read_measured, runs_files
+
+    monkeypatch.setenv("BACKPLAN_HOME", str(tmp_path / "home"))
+    assert len(runs_files()) == 1  # the shipped runs only: the home has none yet
+    mine = tmp_path / "home" / "results" / "humaneval.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_text(
+        json.dumps(
+            [
+                {
+                    "model": HALF,
+                    "verifier": "none",
+                    "strategy": "plain",
+                    "n": 164,
+                    "passed": 100,
+                    "pass_at_1": 0.6098,
+                }
+            ]
+        )
+    )
+    files = runs_files()
+    assert files[-1] == mine
+    book = QualityBook(load_catalog(), read_measured(files))
+    assert book.plain(load_catalog().models[HALF]).pass_at_1 == 0.6098

@@ -9,8 +9,6 @@ import pytest
 from runtime.server.jobs import SlotPool, StopMatcher
 from runtime.server.settings import ServerSettings, option_specs
 
-pytestmark = pytest.mark.integration
-
 
 def _run(matcher: StopMatcher, chunks: list[str]) -> tuple[str, bool]:
     out = []
@@ -84,7 +82,7 @@ def test_slot_pool_times_out_and_gives_nothing_away() -> None:
 
 
 def test_every_setting_is_a_flag_of_both_entry_points() -> None:
-    from planner.cli.serve import serve
+    from backplan.commands.serve import serve
     from runtime.server.__main__ import parse_args
 
     names = set(ServerSettings.model_fields)

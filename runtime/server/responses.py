@@ -1,0 +1,187 @@
+"""Answering a generation: wait for a slot, then one JSON body or a stream of SSE chunks.
+
+Only committed text is ever sent; a client that goes away (while queued, or mid-stream) frees
+its slot and is answered 499 in the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from runtime.server.engine import ServerCore
+from runtime.server.jobs import Chunk, ClientGone, Failed, Finished, GenerationRequest, Job
+from runtime.server.schemas import (
+    AssistantMessage,
+    Backtrack,
+    ChatChoice,
+    ChatRequest,
+    ChatResponse,
+    CompletionChoice,
+    CompletionRequest,
+    CompletionResponse,
+    Usage,
+)
+
+
+def sse(data: dict[str, Any] | str) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"data: {text}\n\n".encode()
+
+
+def backtrack_of(fin: Finished, queue_s: float) -> Backtrack:
+    t = fin.trace
+    return Backtrack(
+        strategy=t.strategy,
+        verifier=t.verifier,
+        rollbacks=t.rollbacks,
+        rejected_tokens=t.rejected_tokens,
+        rolled_back_tokens=t.rolled_back_tokens,
+        verifier_calls=t.verifier_calls,
+        generated_tokens=t.generated_tokens,
+        main_forward_tokens=t.main_forward_tokens,
+        verifier_forward_tokens=t.verifier_forward_tokens,
+        forward_per_token=round(t.forward_per_emitted, 4),
+        decode_tokens_per_s=round(t.decode_tok_s, 2),
+        queue_s=round(queue_s, 4),
+        timed_out=fin.timed_out,
+        code_runs=t.code_runs,
+        code_cpu_s=round(t.code_cpu_s, 4),
+        isolation=t.isolation,
+    )
+
+
+def usage_of(fin: Finished) -> Usage:
+    t = fin.trace
+    return Usage(
+        prompt_tokens=t.prompt_tokens,
+        completion_tokens=t.emitted_tokens,
+        total_tokens=t.prompt_tokens + t.emitted_tokens,
+    )
+
+
+async def run_generation(
+    core: ServerCore,
+    request: Request,
+    body: CompletionRequest | ChatRequest,
+    gen: GenerationRequest,
+    kind: Literal["text", "chat"],
+) -> Response:
+    t_arrive = time.monotonic()
+    disconnected: Callable[[], Awaitable[bool]] = request.is_disconnected
+    try:
+        slot = await core.acquire(gen.deadline, disconnected)
+    except ClientGone:
+        return Response(status_code=499)
+    queue_s = time.monotonic() - t_arrive
+    core.metrics.queue_wait.observe(queue_s)
+    job = core.start(gen, slot)
+    rid = ("cmpl-" if kind == "text" else "chatcmpl-") + secrets.token_hex(12)
+    created = int(time.time())
+    try:
+        first = await job.next_event(disconnected)
+    except ClientGone:
+        return Response(status_code=499)
+    if isinstance(first, Failed):
+        raise first.error
+    if not gen.stream:
+        try:
+            while True:
+                ev = await job.next_event(disconnected)
+                if isinstance(ev, Failed):
+                    raise ev.error
+                if isinstance(ev, Finished):
+                    break
+        except ClientGone:
+            return Response(status_code=499)
+        usage, backtrack = usage_of(ev), backtrack_of(ev, queue_s)
+        out: CompletionResponse | ChatResponse
+        if kind == "text":
+            out = CompletionResponse(
+                id=rid,
+                created=created,
+                model=core.model_id,
+                usage=usage,
+                backtrack=backtrack,
+                choices=[CompletionChoice(index=0, text=ev.text, finish_reason=ev.finish_reason)],
+            )
+        else:
+            out = ChatResponse(
+                id=rid,
+                created=created,
+                model=core.model_id,
+                usage=usage,
+                backtrack=backtrack,
+                choices=[
+                    ChatChoice(
+                        index=0,
+                        message=AssistantMessage(content=ev.text),
+                        finish_reason=ev.finish_reason,
+                    )
+                ],
+            )
+        return JSONResponse(out.model_dump())
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return StreamingResponse(
+        _stream(core, job, rid, created, kind, t_arrive, queue_s, include_usage),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(
+    core: ServerCore,
+    job: Job,
+    rid: str,
+    created: int,
+    kind: Literal["text", "chat"],
+    t_arrive: float,
+    queue_s: float,
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    obj = "text_completion" if kind == "text" else "chat.completion.chunk"
+    head = {"id": rid, "object": obj, "created": created, "model": core.model_id}
+
+    def choice(text: str | None, finish: str | None, role: bool = False) -> dict[str, Any]:
+        if kind == "text":
+            return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+        delta: dict[str, str] = {}
+        if role:
+            delta["role"] = "assistant"
+        if text is not None:
+            delta["content"] = text
+        return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+    first_token = True
+    try:
+        if kind == "chat":
+            yield sse({**head, "choices": [choice("", None, role=True)]})
+        while True:
+            ev = await job.next_event()
+            if isinstance(ev, Chunk):
+                if first_token:
+                    first_token = False
+                    core.metrics.ttft.observe(time.monotonic() - t_arrive)
+                yield sse({**head, "choices": [choice(ev.text, None)]})
+            elif isinstance(ev, Finished):
+                final = {
+                    **head,
+                    "choices": [choice(None if kind == "chat" else "", ev.finish_reason)],
+                    "backtrack": backtrack_of(ev, queue_s).model_dump(),
+                }
+                yield sse(final)
+                if include_usage:
+                    yield sse({**head, "choices": [], "usage": usage_of(ev).model_dump()})
+                break
+            elif isinstance(ev, Failed):
+                yield sse(ev.error.body())
+                break
+        yield sse("[DONE]")
+    finally:
+        job.cancel.set()  # a client gone mid-stream frees its slot at the next decode

@@ -1,0 +1,61 @@
+"""Generation: ``POST /v1/completions`` and ``POST /v1/chat/completions``.
+
+Prompt preparation (templating, tokenising) runs in a worker thread, never on the event loop:
+a heavy chat cannot freeze ``/health`` or other streams.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from runtime.server.deps import ERRORS, Authorized, Core
+from runtime.server.errors import APIError
+from runtime.server.requests import (
+    generation_request,
+    max_tokens_for,
+    prompt_from_chat,
+    prompt_from_completion,
+)
+from runtime.server.responses import run_generation
+from runtime.server.schemas import ChatRequest, ChatResponse, CompletionRequest, CompletionResponse
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/completions", response_model=CompletionResponse, dependencies=Authorized, responses=ERRORS
+)
+async def completions(body: CompletionRequest, request: Request, core: Core) -> Response:
+    """Continue a prompt (raw text, no chat template). ``stream`` sends SSE chunks."""
+    core.require_ready()
+    core.check_model(body.model)
+    if body.echo:
+        raise APIError(400, "echo is not supported; prepend the prompt yourself", param="echo")
+    if body.logprobs is not None:
+        raise APIError(400, "logprobs are not supported", param="logprobs")
+    if body.suffix:
+        raise APIError(400, "suffix (fill-in-the-middle) is not supported", param="suffix")
+    tokens = await run_in_threadpool(prompt_from_completion, core, body)
+    limit = max_tokens_for(core.settings, body.max_tokens, 16)
+    gen = generation_request(core, body, tokens, limit, "code")
+    return await run_generation(core, request, body, gen, "text")
+
+
+@router.post(
+    "/v1/chat/completions", response_model=ChatResponse, dependencies=Authorized, responses=ERRORS
+)
+async def chat_completions(body: ChatRequest, request: Request, core: Core) -> Response:
+    """Answer a conversation (the GGUF's chat template). ``stream`` sends SSE chunks."""
+    core.require_ready()
+    core.check_model(body.model)
+    if body.logprobs:
+        raise APIError(400, "logprobs are not supported", param="logprobs")
+    if body.tools:
+        raise APIError(400, "tools are not supported", param="tools")
+    tokens = await run_in_threadpool(prompt_from_chat, core, body)
+    asked = body.max_completion_tokens if body.max_tokens is None else body.max_tokens
+    limit = max_tokens_for(core.settings, asked, core.settings.max_tokens_limit)
+    gen = generation_request(core, body, tokens, limit, "fenced")
+    return await run_generation(core, request, body, gen, "chat")
