@@ -1,11 +1,13 @@
 """Which measured counts a plan charges each (model, verifier, strategy), and why.
 
-In order: the ``--profile`` configuration with the same verifier and strategy (the user's own
-measurement, on the prompts of ``backplan profile``); else the ``backplan eval`` run of that
-configuration on this model, then on the nearest measured size (HumanEval answers: the real
-workload's regenerations and checks); else an assumption that says it is one (every token
-checked once, no rejections). Every :class:`~planner.capacity.verifier.VerifierCost` names its
-source, and the plan shows it.
+In order: the ``backplan eval`` run of that configuration on this model (HumanEval answers:
+the real workload's regenerations and checks); else the ``--profile`` configuration with the
+same verifier and strategy (the user's own measurement, on the short prompts of ``backplan
+profile``); else the run on the nearest measured size; else an assumption that says it is one
+(every token checked once, no rejections). What the chosen source lacks is taken from the next
+that has it: the checks' CPU seconds (runs before this harness recorded them have none), a
+latent head's host seconds per token (only a profile times them). Every
+:class:`~planner.capacity.verifier.VerifierCost` names its sources, and the plan shows them.
 
 A run's ``forward_per_emitted`` counts main and verifier model together; where a separate
 verifier model was used, both read each generated token once, so it is split evenly.
@@ -14,6 +16,7 @@ verifier model was used, both read each generated token once, so it is split eve
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from hardware_catalog import Catalog
 from planner.capacity.verifier import VerifierCost, assumed_cost, cost_from_config
@@ -43,16 +46,32 @@ class CostBook:
     def _find(self, spec: VerifierSpec, key: str, strategy: str, model_id: str) -> VerifierCost:
         if key == "none":
             strategy = "plain"
-        found = self._from_profile(spec, key, strategy)
-        if found is not None:
-            return found
         runs = [m for m in self.measured if m.key == key and m.strategy == strategy]
-        if runs:
-            mine = [m for m in runs if m.model == model_id]
-            size = self._params(model_id)
-            run = mine[0] if mine else min(runs, key=lambda m: abs(self._params(m.model) - size))
-            return _from_run(run, spec, key)
-        return assumed_cost(key, spec.needs_second_model)
+        size = self._params(model_id)
+        runs.sort(key=lambda m: (m.model != model_id, abs(self._params(m.model) - size)))
+        mine = runs[0] if runs and runs[0].model == model_id else None
+        profiled = self._from_profile(spec, key, strategy)
+        if mine is not None:
+            base = _from_run(mine, spec, key)  # this model on the real workload
+        elif profiled is not None:
+            base = profiled
+        elif runs:
+            base = _from_run(runs[0], spec, key)  # the nearest size measured
+        else:
+            return assumed_cost(key, spec.needs_second_model)
+        if spec.runs_code and not base.code_cpu_s_per_token:
+            donors = [_from_run(m, spec, key) for m in runs] + ([profiled] if profiled else [])
+            donor = next((d for d in donors if d.code_cpu_s_per_token), None)
+            if donor is not None:
+                base = replace(
+                    base,
+                    code_cpu_s_per_token=donor.code_cpu_s_per_token,
+                    code_wall_s_per_token=donor.code_wall_s_per_token,
+                    source=f"{base.source}; checks' CPU from {donor.source}",
+                )
+        if spec.needs_hidden_states and not base.host_s_per_token and profiled is not None:
+            base = replace(base, host_s_per_token=profiled.host_s_per_token)
+        return base
 
     def _params(self, model_id: str) -> float:
         entry = self.catalog.models.get(model_id)
@@ -88,10 +107,5 @@ def _from_run(run: Measured, spec: VerifierSpec, key: str) -> VerifierCost:
         verifier_forward_per_emitted=ver,
         code_cpu_s_per_token=float(run.run.get("code_cpu_s_per_emitted") or 0.0),
         code_wall_s_per_token=float(run.run.get("code_wall_s_per_emitted") or 0.0),
-        source=f"backplan eval on {run.model} ({run.n} HumanEval answers, {run.strategy})"
-        + (
-            "; its checks' CPU time was not recorded"
-            if spec.runs_code and not run.run.get("code_cpu_s_per_emitted")
-            else ""
-        ),
+        source=f"backplan eval on {run.model} ({run.n} HumanEval answers, {run.strategy})",
     )

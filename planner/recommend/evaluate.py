@@ -182,6 +182,8 @@ def evaluate(
         aggregate = min(aggregate, cpu_ceiling)
     elif cost.code_cpu_s_per_token > 0:
         notes.append("the host's CPU cores are not in the catalogue: checks' CPU not sized")
+    if spec.runs_code and not cost.code_cpu_s_per_token:
+        notes.append("the checks' CPU time is measured nowhere yet: not charged to the host")
     tco = compute_tco(
         TcoInputs(
             capex_usd=capex,

@@ -47,23 +47,54 @@ def trade_sentence(a: Candidate, b: Candidate) -> str:
 
 
 def verdict(ranked: list[Candidate]) -> str:
-    """What the verifiers buy on this workload: the best verifier configuration against the
-    cheapest plain configuration that solves at least as many tasks (feasible, ranked)."""
+    """What the verifiers buy on this workload, from the feasible candidates in rank order:
+    the best-ranked verifier configuration that is cheaper per solved task than every plain
+    configuration solving at least as many (or, if none is, the best verifier configuration
+    against the plain one that beats it). When that rests on a pass@1 not measured here, a
+    second sentence says what the measured rows alone show."""
     known = [c for c in ranked if c.cost_per_1k_solved_usd is not None]
+    text = _verdict(known)
+    chosen = _chosen(known)
+    if chosen is not None and chosen.quality_provenance != "measured":
+        measured_rows = [
+            c for c in known if c.verifier == "none" or c.quality_provenance == "measured"
+        ]
+        if any(c.verifier != "none" for c in measured_rows):
+            text += " On measured verifier rows alone: " + _verdict(measured_rows, lead=False)
+    return text
+
+
+def _rivals(v: Candidate, plain: list[Candidate]) -> list[Candidate]:
+    return [c for c in plain if (c.pass_at_1 or 0.0) >= (v.pass_at_1 or 0.0)]
+
+
+def _pays(v: Candidate, plain: list[Candidate]) -> bool:
+    rivals = _rivals(v, plain)
+    cost = v.cost_per_1k_solved_usd or 0.0
+    return not rivals or all(cost < (p.cost_per_1k_solved_usd or 0.0) for p in rivals)
+
+
+def _chosen(known: list[Candidate]) -> Candidate | None:
     verified = [c for c in known if c.verifier != "none"]
     plain = [c for c in known if c.verifier == "none"]
-    if not verified:
+    paying = [v for v in verified if _pays(v, plain)]
+    return paying[0] if paying else (verified[0] if verified else None)
+
+
+def _verdict(known: list[Candidate], *, lead: bool = True) -> str:
+    plain = [c for c in known if c.verifier == "none"]
+    v = _chosen(known)
+    if v is None:
         return (
             "No verifier configuration with a known pass@1 meets the constraints, so this plan "
             "cannot say what a verifier buys here."
         )
-    v = verified[0]
     assert v.pass_at_1 is not None and v.cost_per_1k_solved_usd is not None
-    rivals = [c for c in plain if (c.pass_at_1 or 0.0) >= v.pass_at_1]
     head = (
         f"{describe(v)} solves {_pass(v)} of HumanEval for {v.cost_per_1k_solved_usd:.3f} USD "
         "per 1,000 solved tasks"
     )
+    rivals = _rivals(v, plain)
     if not rivals:
         best = max((c.pass_at_1 or 0.0 for c in plain), default=None)
         tail = (
@@ -72,8 +103,9 @@ def verdict(ranked: list[Candidate]) -> str:
             if best is not None
             else "; no plain configuration meets the constraints."
         )
-        return "On this workload the verifier buys quality plain models cannot: " + head + tail
-    p = rivals[0]
+        opening = "On this workload the verifier buys quality plain models cannot: "
+        return (opening if lead else "") + head + tail
+    p = min(rivals, key=lambda c: c.cost_per_1k_solved_usd or 0.0)
     assert p.cost_per_1k_solved_usd is not None
     ratio = v.cost_per_1k_solved_usd / p.cost_per_1k_solved_usd
     against = (
@@ -81,11 +113,11 @@ def verdict(ranked: list[Candidate]) -> str:
         f"({_pass(p)}, {p.cost_per_1k_solved_usd:.3f})"
     )
     if ratio < 1.0:
-        return (
-            f"On this workload the verifier pays: {head}, {100 * (1 - ratio):.0f}% less than "
-            f"{against}."
-        )
-    return (
+        opening = "On this workload the verifier pays: " if lead else ""
+        return f"{opening}{head}, {100 * (1 - ratio):.0f}% less than {against}."
+    opening = (
         "On this workload no verifier pays for itself: the best verifier configuration, "
-        f"{head}, costs {100 * (ratio - 1):.0f}% more than {against}."
+        if lead
+        else "no verifier row pays: the best, "
     )
+    return f"{opening}{head}, costs {100 * (ratio - 1):.0f}% more than {against}."

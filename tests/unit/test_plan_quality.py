@@ -234,3 +234,35 @@ def test_plans_read_the_home_runs_list_and_it_wins(
     assert files[-1] == mine
     book = QualityBook(load_catalog(), read_measured(files))
     assert book.plain(load_catalog().models[HALF]).pass_at_1 == 0.6098
+
+
+def test_a_verdict_resting_on_an_extrapolation_also_says_what_measured_rows_show() -> None:
+    common = {"memory_gb_per_replica": 2.0, "active_power_w": 100.0}
+    guess = _candidate(
+        id="g",
+        verifier="syntax+examples=8",
+        pass_at_1=0.85,
+        quality_provenance="extrapolated",
+        cost_per_1k_solved_usd=0.10,
+        **common,
+    )
+    plain = _candidate(
+        id="p",
+        verifier="none",
+        pass_at_1=0.80,
+        quality_provenance="published",
+        cost_per_1k_solved_usd=0.12,
+        **common,
+    )
+    seen = _candidate(
+        id="m",
+        verifier="syntax+examples=8",
+        pass_at_1=0.77,
+        quality_provenance="measured",
+        cost_per_1k_solved_usd=0.13,
+        **common,
+    )
+    text = verdict([guess, plain, seen])
+    assert text.startswith("On this workload the verifier buys quality") and "(extrapolated)" in text
+    assert "On measured verifier rows alone: no verifier row pays" in text
+    assert "8% more" in text  # 0.13 against the plain 0.12 that solves more
