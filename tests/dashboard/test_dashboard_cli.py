@@ -58,3 +58,43 @@ def test_dashboard_is_registered() -> None:
 
     _register()
     assert "dashboard" in cli.commands
+
+
+@pytest.mark.integration
+def test_sigkill_of_the_command_takes_streamlit_with_it(tmp_path: Path) -> None:
+    """`backplan dashboard` killed by SIGKILL (no handler runs) leaves no Streamlit holding
+    the port: the child has the kernel's parent-death signal."""
+    import os
+    import signal
+    import socket
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def listening() -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backplan", "dashboard", "--headless", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not listening():
+            assert proc.poll() is None and time.monotonic() < deadline, "streamlit never listened"
+            time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 30
+        while listening() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not listening(), "Streamlit outlived the killed command"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

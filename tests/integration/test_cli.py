@@ -180,3 +180,45 @@ def test_sampled_eval_records_its_decoding_and_resumes(smol_path: Path, tmp_path
     assert_clean_error(greedy, str(out), "temperature")  # refused; the file untouched
     assert "warning: VGB under greedy decoding" in greedy.stderr
     assert out.read_text().count("\n") == 2
+
+
+def test_generate_reads_a_long_prompt_from_stdin() -> None:
+    prompt = "Write a Python function that returns the square of x. " * 20
+    proc = subprocess.run(
+        [sys.executable, "-m", "backplan", "generate", "-", "-n", "8", "--json"],
+        input=prompt,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    trace = json.loads(proc.stdout)["trace"]
+    assert trace["prompt_tokens"] > 200  # all of it arrived
+
+
+def test_ctrl_c_of_profile_is_one_line_without_worker_tracebacks() -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backplan",
+            "profile",
+            "--quick",
+            "--configs",
+            "plain,syntax-vgb",
+            "--out",
+            os.devnull,
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    time.sleep(8)  # workers spawned and loading
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err

@@ -263,6 +263,8 @@ def test_a_verdict_resting_on_an_extrapolation_also_says_what_measured_rows_show
         **common,
     )
     text = verdict([guess, plain, seen])
-    assert text.startswith("On this workload the verifier buys quality") and "(extrapolated)" in text
+    assert (
+        text.startswith("On this workload the verifier buys quality") and "(extrapolated)" in text
+    )
     assert "On measured verifier rows alone: no verifier row pays" in text
     assert "8% more" in text  # 0.13 against the plain 0.12 that solves more
