@@ -209,10 +209,11 @@ def heads_section() -> list[str]:
 
 def markdown(runs: list[dict[str, Any]]) -> str:
     out = [
-        "# HumanEval pass@1: Qwen2.5-Coder-0.5B with verifiers against 1.5B plain",
+        "# HumanEval pass@1: Qwen2.5-Coder-0.5B and 1.5B, with verifiers and plain",
         "",
         "The same chat prompt (whole function in one fenced block), max 384 tokens, hidden "
-        "tests run in the sandbox after generation only; all 164 problems and greedy decoding "
+        "tests run in the bubblewrap jail after generation only (every stored answer re-tested "
+        "there); all 164 problems and greedy decoding "
         "unless the row says otherwise (n; `[T=.., seed ..]`: sampled, compared with 0.5B "
         "plain sampled the same way on the same problems, and with 1.5B greedy). "
         "Measured on this 2-core CPU (llama.cpp, Q4_K_M); tokens/s are medians per problem "

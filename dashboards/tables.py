@@ -143,6 +143,9 @@ CANDIDATE_ROWS: tuple[tuple[str, str], ...] = (
     ("quant", "quantisation"),
     ("verifier", "verifier"),
     ("pass_at_1", "pass@1"),
+    ("quality_provenance", "pass@1 from"),
+    ("quality_detail", "pass@1 source"),
+    ("cost_per_1k_solved_usd", "USD / 1,000 solved tasks"),
     ("cost_per_mtok_usd", "USD / million tokens"),
     ("capex_usd", "capex USD"),
     ("annual_cost_usd", "USD / year"),
@@ -157,6 +160,7 @@ CANDIDATE_ROWS: tuple[tuple[str, str], ...] = (
     ("energy_kwh_per_mtok", "kWh / million tokens"),
     ("carbon_g_per_mtok", "g CO2e / million tokens"),
     ("binding", "binds"),
+    ("trade", "against the next"),
 )
 
 

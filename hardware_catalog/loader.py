@@ -12,6 +12,7 @@ the file, the entry and the field.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -349,22 +350,28 @@ def _find(
     if query.strip().casefold() in by_id:  # an id is unique: it wins over names and aliases
         return entries[by_id[query.strip().casefold()]]
     index: dict[str, set[str]] = {}
+    words: list[tuple[str, list[str]]] = []  # (id, the words of one of its names)
     for entry_id, entry in entries.items():
         for key in keys(entry):
             norm = normalise_name(key)
             if norm:
                 index.setdefault(norm, set()).add(entry_id)
+                words.append((entry_id, re.findall(r"[a-z0-9]+", key.lower())))
     exact = index.get(wanted, set())
     if len(exact) == 1:
         return entries[next(iter(exact))]
-    candidates = exact or {i for norm, ids in index.items() if wanted in norm for i in ids}
-    if len(candidates) == 1:
-        return entries[next(iter(candidates))]
-    if candidates:
-        listed = ", ".join(f"{describe(entries[i])}" for i in sorted(candidates))
+    if exact:
+        listed = ", ".join(f"{describe(entries[i])}" for i in sorted(exact))
         raise CatalogError(f"{what} '{query}' is ambiguous: it matches {listed}; say which")
+    # never a guess: a part of a name or a near miss is refused, with the entries it could have
+    # meant: those with a word starting with each word asked for ("4090" -> "RTX 4090"; but not
+    # "M1" -> "SXM 141GB")
+    asked = re.findall(r"[a-z0-9]+", query.lower())
+    partial = sorted(
+        {i for i, ws in words if all(any(w.startswith(a) for w in ws) for a in asked)}
+    )
     close = difflib.get_close_matches(wanted, list(index), n=8, cutoff=0.6)
-    suggested: list[str] = []
+    suggested: list[str] = list(partial)
     for norm in close:
         for entry_id in sorted(index[norm]):
             if entry_id not in suggested:

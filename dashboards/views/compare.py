@@ -28,18 +28,25 @@ def _candidates(plan: PlanResult) -> None:
     if not chosen:
         return
     cols = st.columns(len(chosen))
-    cheapest = min(labelled[n].cost_per_mtok_usd for n in chosen)
+    solved = [labelled[n].cost_per_1k_solved_usd for n in chosen]
+    cheapest = min((x for x in solved if x is not None), default=None)
     for col, name in zip(cols, chosen, strict=True):
         c = labelled[name]
         col.markdown(f"**{name}**")
-        delta = c.cost_per_mtok_usd - cheapest
+        per_task = c.cost_per_1k_solved_usd
+        delta = per_task - cheapest if per_task is not None and cheapest is not None else 0.0
         col.metric(
-            "USD / million tokens",
-            f"{c.cost_per_mtok_usd:.3f}",
+            "USD / 1,000 solved tasks",
+            "-" if per_task is None else f"{per_task:.3f}",
             delta=f"+{delta:.3f}" if delta > 0 else None,
             delta_color="inverse",
         )
-        col.metric("pass@1", "-" if c.pass_at_1 is None else f"{c.pass_at_1:.3f}")
+        col.metric("USD / million tokens", f"{c.cost_per_mtok_usd:.3f}")
+        col.metric(
+            "pass@1",
+            "-" if c.pass_at_1 is None else f"{c.pass_at_1:.3f}",
+            help=f"{c.quality_provenance}: {c.quality_detail}",
+        )
         col.metric("watts while generating", f"{c.active_power_w:,.0f}")
         col.metric("capex USD", f"{c.capex_usd:,.0f}")
     st.dataframe(tables.compare_candidates((n, labelled[n]) for n in chosen), width="stretch")

@@ -384,8 +384,9 @@ def test_compare_shortlist_candidates_side_by_side() -> None:
     picks = at.multiselect(key="compare_candidates")
     assert len(picks.value) == 3
     table = at.dataframe[0].value
-    assert list(table.columns) == picks.value and "USD / million tokens" in table.index
-    assert len(at.metric) == 4 * 3
+    assert list(table.columns) == picks.value and "USD / 1,000 solved tasks" in table.index
+    assert "pass@1 from" in table.index
+    assert len(at.metric) == 5 * 3  # per task, per token, pass@1, watts, capex
     picks.set_value(picks.value[:1]).run()
     assert any("two to four" in w.value for w in at.warning)
 

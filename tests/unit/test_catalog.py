@@ -389,7 +389,6 @@ def test_missing_overlay_folder_and_unknown_currency(tmp_path: Path, catalog: Ca
         ("RTX 4090", "rtx-4090"),
         ("NVIDIA GeForce RTX 4090", "rtx-4090"),
         ("rtx4090", "rtx-4090"),
-        ("4090", "rtx-4090"),
         ("  h100_SXM  ", "h100-sxm"),
         ("A10", "a10"),
         ("rtx 6000 ada", "rtx-6000-ada"),
@@ -403,10 +402,26 @@ def test_find_gpu_matches_ids_names_and_aliases(
     assert find_gpu(catalog, query).id == expected
 
 
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [
+        ("M1", "unknown GPU 'M1'"),  # inside "H200 SXM 141GB": answered with an H200 before
+        ("4090", "did you mean rtx-4090"),  # a part of a name is not a name
+        ("a100", "did you mean a100-40gb-pcie .*a100-80gb-pcie .*a100-80gb-sxm"),
+        ("h100", "did you mean h100-nvl .*h100-pcie .*h100-sxm"),
+        ("rtx", "did you mean rtx-"),
+        ("", "empty GPU name"),
+    ],
+)
+def test_names_resolve_exactly_or_not_at_all(catalog: Catalog, query: str, needle: str) -> None:
+    with pytest.raises(CatalogError, match=needle):
+        find_gpu(catalog, query)
+
+
 def test_find_gpu_miss_suggests(catalog: Catalog) -> None:
     with pytest.raises(CatalogError, match="unknown GPU 'rtx 4900'; did you mean rtx-4090"):
         find_gpu(catalog, "rtx 4900")
-    with pytest.raises(CatalogError, match="ambiguous: it matches h100-nvl .*h100-pcie .*h100-sxm"):
+    with pytest.raises(CatalogError, match="unknown GPU 'H100'; did you mean h100-nvl .*h100-sxm"):
         find_gpu(catalog, "H100")
     with pytest.raises(CatalogError, match="empty GPU name"):
         find_gpu(catalog, " - ")
