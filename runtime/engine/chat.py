@@ -57,16 +57,16 @@ def _tokens_keeping_contents_plain(model: Model, messages: Sequence[dict[str, st
     marks = [f"\ue000{i}\ue001" for i in range(len(messages))]
     stand_ins = [{**m, "content": mark} for m, mark in zip(messages, marks, strict=True)]
     text = render_chat(model, stand_ins)
+    if any(text.count(mark) != 1 for mark in marks):  # a template that repeats or drops content
+        raise UsageError(
+            "a message holds the text of one of the model's control tokens, and this model's "
+            "chat template does not keep message contents apart; remove it"
+        )
     bos = model.token_text(model.bos_token)
     tokens: list[int] = []
     first = True
     for mark, message in zip(marks, messages, strict=True):
-        head, found, text = text.partition(mark)
-        if not found:
-            raise UsageError(
-                "a message holds the text of one of the model's control tokens, and this "
-                "model's chat template does not keep message contents apart; remove it"
-            )
+        head, _, text = text.partition(mark)
         tokens += model.tokenize(
             head, add_special=first and not (bos and head.startswith(bos)), parse_special=True
         )
