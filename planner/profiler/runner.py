@@ -163,7 +163,11 @@ class ProfileRequest(BaseModel):
     quick: bool = False
     repeats: int = Field(3, ge=3, le=50, description="Repeats per configuration (median).")
     max_tokens: int | None = Field(
-        None, ge=8, le=4096, description="Tokens per prompt (default 64; quick 32)."
+        None,
+        ge=8,
+        le=4096,
+        description="Tokens per prompt (default 128: an answer the examples verifier can "
+        "check; quick 32).",
     )
     n_prompts: int | None = Field(
         None, ge=1, le=len(STUBS), description="Prompts per repeat (default 2; quick 1)."
@@ -189,7 +193,7 @@ class ProfileRequest(BaseModel):
             )
         names = ["plain"] + [c for c in self.configs if c != "plain"]
         prompts = [_prompt(s) for s in STUBS[: self.n_prompts or (1 if self.quick else 2)]]
-        tokens = self.max_tokens or (32 if self.quick else 64)
+        tokens = self.max_tokens or (32 if self.quick else 128)
         return [CONFIGS[n] for n in dict.fromkeys(names)], prompts, tokens
 
 
