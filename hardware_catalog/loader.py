@@ -367,9 +367,7 @@ def _find(
     # meant: those with a word starting with each word asked for ("4090" -> "RTX 4090"; but not
     # "M1" -> "SXM 141GB")
     asked = re.findall(r"[a-z0-9]+", query.lower())
-    partial = sorted(
-        {i for i, ws in words if all(any(w.startswith(a) for w in ws) for a in asked)}
-    )
+    partial = sorted({i for i, ws in words if all(any(w.startswith(a) for w in ws) for a in asked)})
     close = difflib.get_close_matches(wanted, list(index), n=8, cutoff=0.6)
     suggested: list[str] = list(partial)
     for norm in close:
