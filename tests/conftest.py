@@ -4,10 +4,14 @@ into the cache ($BACKPLAN_CACHE or ~/.cache/backplan) from its PyPI data package
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# test helpers that implement the real interfaces (tests/support/), importable from every tier
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from scripted_verifiers import RejectTokens
 
 from runtime.engine.llama import Model
 from runtime.generation import Generation, Runtime, RuntimeSettings
@@ -21,38 +22,6 @@ from runtime.verifiers.separate import SeparateModelVerifier
 pytestmark = pytest.mark.integration
 
 PROMPT = "Write a Python function that adds two numbers."
-
-
-class RejectTokens(Verifier):
-    """A programmatic verifier (the real interface): a prefix holding a banned id is worth 0."""
-
-    name = "reject-tokens"
-
-    def __init__(self, banned: set[int]) -> None:
-        super().__init__()
-        self.banned = banned
-        self._tokens: list[int] = []
-        self._scored = 0
-
-    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
-        self._tokens, self._scored = [], 0
-        return 1.0
-
-    def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
-        self._tokens.extend(tokens)
-
-    def values(self) -> np.ndarray:
-        out = [
-            0.0 if self.banned.intersection(self._tokens[: i + 1]) else 1.0
-            for i in range(self._scored, len(self._tokens))
-        ]
-        self._scored = len(self._tokens)
-        self.stats.calls += 1
-        return np.array(out)
-
-    def rollback(self, n: int) -> None:
-        del self._tokens[len(self._tokens) - n :]
-        self._scored = min(self._scored, len(self._tokens))
 
 
 def _run(

@@ -1,4 +1,4 @@
-"""Threshold and VGB logic on a scripted model (tests/unit/fake_decode.py), no llama.cpp.
+"""Threshold and VGB logic on a scripted model (tests/support/fake_decode.py), no llama.cpp.
 
 The "model" is a bigram table, so what it prefers after each token is known, and what a
 strategy must then do is computed by hand: a rejection rolls back and bans, a VGB walk never
@@ -7,11 +7,9 @@ ends in a prefix its verifier values at 0, and every forward evaluation is count
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import pytest
 from fake_decode import ScriptedContext, ScriptedModel
+from scripted_verifiers import RejectTokens
 
 from runtime.generation import Generation, Runtime, RuntimeSettings
 from runtime.samplers.choice import SamplingParams
@@ -27,38 +25,6 @@ TABLE = {
     C: [0, 0, 0, 0, 6],
     NL: [6, 0, 0, 0, 0],
 }
-
-
-class ValueOf(Verifier):
-    """A prefix holding any of ``worthless`` is worth 0, any other 1 (the real interface)."""
-
-    name = "value-of"
-
-    def __init__(self, worthless: set[int]) -> None:
-        super().__init__()
-        self.worthless = worthless
-        self._tokens: list[int] = []
-        self._scored = 0
-
-    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
-        self._tokens, self._scored = [], 0
-        return 1.0
-
-    def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
-        self._tokens.extend(tokens)
-
-    def values(self) -> np.ndarray:
-        out = [
-            0.0 if self.worthless.intersection(self._tokens[: i + 1]) else 1.0
-            for i in range(self._scored, len(self._tokens))
-        ]
-        self._scored = len(self._tokens)
-        self.stats.calls += 1
-        return np.array(out)
-
-    def rollback(self, n: int) -> None:
-        del self._tokens[len(self._tokens) - n :]
-        self._scored = min(self._scored, len(self._tokens))
 
 
 def _generate(
@@ -92,7 +58,7 @@ def test_plain_greedy_follows_the_table_one_forward_pass_per_token() -> None:
 
 
 def test_threshold_rolls_back_a_rejected_token_bans_it_and_takes_the_next() -> None:
-    gen = _generate("threshold", ValueOf({B}), threshold={"threshold": 0.5})
+    gen = _generate("threshold", RejectTokens({B}), threshold={"threshold": 0.5})
     assert gen.tokens == [C]  # b is worth 0: rolled back, banned at that prefix; c next
     t = gen.trace
     assert (t.rollbacks, t.rejected_tokens, t.rolled_back_tokens) == (1, 1, 1)
@@ -102,7 +68,9 @@ def test_threshold_rolls_back_a_rejected_token_bans_it_and_takes_the_next() -> N
 
 
 def test_threshold_budget_bounds_the_rejections() -> None:
-    gen = _generate("threshold", ValueOf({B, C}), threshold={"threshold": 0.5, "max_backtracks": 1})
+    gen = _generate(
+        "threshold", RejectTokens({B, C}), threshold={"threshold": 0.5, "max_backtracks": 1}
+    )
     assert gen.trace.rollbacks == 1  # b rejected once; c is worth 0 too but the budget is spent
     assert gen.tokens == [C]
 
@@ -110,7 +78,7 @@ def test_threshold_budget_bounds_the_rejections() -> None:
 @pytest.mark.parametrize("seed", range(8))
 def test_vgb_never_enters_a_prefix_valued_zero(seed: int) -> None:
     walk = {"action_tokens": 1, "max_steps": 5000, "token_budget": 500}  # never runs out
-    gen = _generate("vgb", ValueOf({B}), temperature=1.0, seed=seed, vgb=walk)
+    gen = _generate("vgb", RejectTokens({B}), temperature=1.0, seed=seed, vgb=walk)
     # b is proposed about 87% of the time from the root, but V(b) = 0: the walk stays at the
     # root (it has no parent to step back to) and proposes again
     assert gen.tokens == [C]
@@ -119,14 +87,16 @@ def test_vgb_never_enters_a_prefix_valued_zero(seed: int) -> None:
 
 def test_vgb_out_of_budget_finishes_plainly() -> None:
     walk = {"action_tokens": 1, "max_steps": 1}  # one step: then no more walking
-    gen = _generate("vgb", ValueOf({B}), temperature=0.0, vgb=walk)
+    gen = _generate("vgb", RejectTokens({B}), temperature=0.0, vgb=walk)
     assert gen.tokens == [B]  # greedy's choice stands once the walk may not step
 
 
 def test_vgb_with_a_flat_value_steps_back_about_half_the_time() -> None:
     steps = back = 0
     for seed in range(20):
-        gen = _generate("vgb", ValueOf(set()), temperature=1.0, seed=seed, vgb={"action_tokens": 1})
+        gen = _generate(
+            "vgb", RejectTokens(set()), temperature=1.0, seed=seed, vgb={"action_tokens": 1}
+        )
         steps += gen.trace.walk_steps
         back += gen.trace.rollbacks
     # with V = 1 everywhere, P(back) = V(u) / (V(u) + V(c)) = 1/2 at every step

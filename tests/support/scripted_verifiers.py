@@ -1,0 +1,42 @@
+"""Test verifiers that implement the real :class:`~runtime.verifiers.base.Verifier` interface
+with a rule a test states exactly (shared by the scripted and the llama.cpp sampler tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from runtime.verifiers.base import Verifier
+
+
+class RejectTokens(Verifier):
+    """A programmatic verifier (the real interface): a prefix holding a banned id is worth 0."""
+
+    name = "reject-tokens"
+
+    def __init__(self, banned: set[int]) -> None:
+        super().__init__()
+        self.banned = banned
+        self._tokens: list[int] = []
+        self._scored = 0
+
+    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
+        self._tokens, self._scored = [], 0
+        return 1.0
+
+    def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
+        self._tokens.extend(tokens)
+
+    def values(self) -> np.ndarray:
+        out = [
+            0.0 if self.banned.intersection(self._tokens[: i + 1]) else 1.0
+            for i in range(self._scored, len(self._tokens))
+        ]
+        self._scored = len(self._tokens)
+        self.stats.calls += 1
+        return np.array(out)
+
+    def rollback(self, n: int) -> None:
+        del self._tokens[len(self._tokens) - n :]
+        self._scored = min(self._scored, len(self._tokens))
