@@ -17,19 +17,15 @@ import argparse
 import json
 import statistics
 import sys
-import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from server_load import Server, _fingerprint, _free_port  # noqa: E402
+from server_load import Server, _fingerprint, _free_port, drive, percentile  # noqa: E402
 
 CONFIGS = {"verifier off": {"backplan": {"verifier": "none"}}, "syntax+examples=8": {}}
 
@@ -44,63 +40,33 @@ def _prompts(n: int) -> list[str]:
 def _level(
     server: Server, prompts: list[str], clients: int, extra: dict[str, Any], max_tokens: int
 ) -> dict[str, Any]:
-    todo = iter(range(len(prompts)))
-    lock = threading.Lock()
-    latencies: list[float] = []
-    checks: list[int] = []
-    check_cpu: list[float] = []
-    errors: list[str] = []
+    def body(i: int) -> dict[str, Any]:
+        return {
+            "messages": [{"role": "user", "content": prompts[i]}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            **extra,
+        }
 
-    def client() -> None:
-        with httpx.Client(base_url=server.url, timeout=900) as c:
-            while True:
-                with lock:
-                    i = next(todo, None)
-                if i is None:
-                    return
-                body = {
-                    "messages": [{"role": "user", "content": prompts[i]}],
-                    "max_tokens": max_tokens,
-                    "temperature": 0,
-                    **extra,
-                }
-                t0 = time.perf_counter()
-                try:
-                    r = c.post("/v1/chat/completions", json=body)
-                except httpx.HTTPError as exc:
-                    errors.append(repr(exc))
-                    continue
-                dt = time.perf_counter() - t0
-                if r.status_code != 200:
-                    errors.append(f"{r.status_code}: {r.text[:200]}")
-                    continue
-                bt = r.json()["backtrack"]
-                with lock:
-                    latencies.append(dt)
-                    checks.append(int(bt.get("code_runs", 0)))
-                    check_cpu.append(float(bt.get("code_cpu_s", 0.0)))
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    lat = sorted(latencies)
-
-    def pct(q: float) -> float:
-        return lat[min(len(lat) - 1, max(0, round(q * (len(lat) - 1))))] if lat else float("nan")
-
+    answers, errors, wall = drive(
+        server.url,
+        "/v1/chat/completions",
+        body,
+        clients=clients,
+        n_requests=len(prompts),
+        timeout_s=900,
+    )
+    lat = sorted(dt for dt, _ in answers)
+    backtracks = [a["backtrack"] for _, a in answers]
     return {
         "requests": len(lat),
         "errors": errors,
         "wall_s": wall,
         "req_s": len(lat) / wall,
-        "p50_s": pct(0.5),
-        "p95_s": pct(0.95),
-        "checks": sum(checks),
-        "check_cpu_s": sum(check_cpu),
+        "p50_s": percentile(lat, 0.5),
+        "p95_s": percentile(lat, 0.95),
+        "checks": sum(int(bt.get("code_runs", 0)) for bt in backtracks),
+        "check_cpu_s": sum(float(bt.get("code_cpu_s", 0.0)) for bt in backtracks),
     }
 
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -109,41 +110,41 @@ class Server:
         self.log.close()
 
 
-def _level(server: Server, clients: int, n_requests: int, max_tokens: int) -> dict[str, Any]:
-    """``clients`` threads, each sending requests back to back until ``n_requests`` are done."""
+def drive(
+    url: str,
+    path: str,
+    body_for: Callable[[int], dict[str, Any]],
+    *,
+    clients: int,
+    n_requests: int,
+    timeout_s: float = 600,
+) -> tuple[list[tuple[float, dict[str, Any]]], list[str], float]:
+    """``clients`` threads, each POSTing ``body_for(i)`` to ``path`` back to back until
+    ``n_requests`` are done: (latency, JSON body) of each 200 answer, the errors, wall seconds."""
     todo = iter(range(n_requests))
     lock = threading.Lock()
-    latencies: list[float] = []
-    tokens: list[int] = []
+    answers: list[tuple[float, dict[str, Any]]] = []
     errors: list[str] = []
 
     def client() -> None:
-        with httpx.Client(base_url=server.url, timeout=600) as c:
+        with httpx.Client(base_url=url, timeout=timeout_s) as c:
             while True:
                 with lock:
                     i = next(todo, None)
                 if i is None:
                     return
-                body = {
-                    "prompt": PROMPTS[i % len(PROMPTS)],
-                    "max_tokens": max_tokens,
-                    "temperature": 0,
-                    **server.extra,
-                }
                 t0 = time.perf_counter()
                 try:
-                    r = c.post("/v1/completions", json=body)
-                    dt = time.perf_counter() - t0
-                    if r.status_code != 200:
-                        errors.append(f"{r.status_code}: {r.text[:200]}")
-                        continue
-                    n = int(r.json()["usage"]["completion_tokens"])
+                    r = c.post(path, json=body_for(i))
                 except httpx.HTTPError as exc:
                     errors.append(repr(exc))
                     continue
+                dt = time.perf_counter() - t0
+                if r.status_code != 200:
+                    errors.append(f"{r.status_code}: {r.text[:200]}")
+                    continue
                 with lock:
-                    latencies.append(dt)
-                    tokens.append(n)
+                    answers.append((dt, r.json()))
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -151,14 +152,33 @@ def _level(server: Server, clients: int, n_requests: int, max_tokens: int) -> di
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
+    return answers, errors, time.perf_counter() - t0
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted values (nearest rank); NaN for none."""
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def _level(server: Server, clients: int, n_requests: int, max_tokens: int) -> dict[str, Any]:
+    """``clients`` threads, each sending requests back to back until ``n_requests`` are done."""
+
+    def body(i: int) -> dict[str, Any]:
+        return {
+            "prompt": PROMPTS[i % len(PROMPTS)],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            **server.extra,
+        }
+
+    answers, errors, wall = drive(
+        server.url, "/v1/completions", body, clients=clients, n_requests=n_requests
+    )
+    latencies = [dt for dt, _ in answers]
+    tokens = [int(a["usage"]["completion_tokens"]) for _, a in answers]
     lat = sorted(latencies)
-
-    def pct(q: float) -> float:
-        if not lat:
-            return float("nan")
-        return lat[min(len(lat) - 1, max(0, round(q * (len(lat) - 1))))]
-
     return {
         "requests": len(lat),
         "errors": errors,
@@ -166,8 +186,8 @@ def _level(server: Server, clients: int, n_requests: int, max_tokens: int) -> di
         "req_s": len(lat) / wall,
         "tok_s": sum(tokens) / wall,
         "min_s": lat[0] if lat else float("nan"),
-        "p50_s": pct(0.50),
-        "p95_s": pct(0.95),
+        "p50_s": percentile(lat, 0.50),
+        "p95_s": percentile(lat, 0.95),
         "mean_completion_tokens": statistics.mean(tokens) if tokens else 0.0,
         "latencies_s": [round(x, 3) for x in latencies],
     }

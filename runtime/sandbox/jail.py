@@ -39,7 +39,9 @@ def interpreter() -> str:
     return os.path.realpath(base)
 
 
-def _mounts() -> list[str]:
+@functools.cache
+def _mounts() -> tuple[str, ...]:
+    """The binds of the interpreter's system paths (the same for every check: computed once)."""
     args: list[str] = []
     covered: list[str] = []
     for path in _SYSTEM_PATHS:
@@ -54,7 +56,7 @@ def _mounts() -> list[str]:
         if not any(extra == c or extra.startswith(c + "/") for c in covered):
             args += ["--ro-bind", extra, extra]
             covered.append(extra)
-    return args
+    return tuple(args)
 
 
 def bwrap_path() -> str | None:

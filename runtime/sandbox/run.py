@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -11,8 +10,6 @@ import tempfile
 from runtime.sandbox.launch import Finished, launch
 from runtime.sandbox.limits import Isolation, Limits, Outcome
 from runtime.sandbox.prelude import PRELUDE
-
-log = logging.getLogger(__name__)
 
 #: The environment of a checked process (and of bwrap itself): nothing of the caller's.
 _CHILD_ENV = {

@@ -174,8 +174,3 @@ def _parse_part(spec: str, text: str) -> VerifierPart:
                 spec, f"{name}={value}: N must be a whole number from 0 to {info.max_count}"
             )
     return VerifierPart(kind=name, arg=value, model=model)
-
-
-def parse_spec(text: str | VerifierSpec) -> VerifierSpec:
-    """:meth:`VerifierSpec.parse`, for callers that want a function."""
-    return VerifierSpec.parse(text)
