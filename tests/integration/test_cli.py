@@ -198,17 +198,19 @@ def test_generate_reads_a_long_prompt_from_stdin() -> None:
 
 def test_ctrl_c_of_profile_is_one_line_without_worker_tracebacks() -> None:
     import signal
-    import time
+    import threading
 
+    # Long enough that it cannot finish before the interrupt on a fast machine: 20 repeats.
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "backplan",
             "profile",
-            "--quick",
             "--configs",
             "plain,syntax-vgb",
+            "--repeats",
+            "20",
             "--out",
             os.devnull,
         ],
@@ -217,8 +219,23 @@ def test_ctrl_c_of_profile_is_one_line_without_worker_tracebacks() -> None:
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
-    time.sleep(8)  # workers spawned and loading
+    assert proc.stderr is not None
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "loaded" in line:  # a worker has the model: the run is under way
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert started.wait(timeout=180), "".join(lines)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
-    _, err = proc.communicate(timeout=180)
+    proc.wait(timeout=180)
+    reader.join(timeout=30)
+    err = "".join(lines)
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
