@@ -7,7 +7,8 @@ each with its source) are held out: the efficiency factors in
 ``planner/capacity/efficiency.py`` are documented defaults reasoned from how llama.cpp
 decodes, not fitted to this table. Runs the sources themselves flag as limited by something
 other than the GPU (a Raspberry Pi or RISC-V host, pre-release kernels) are reported but left
-out of the error statistics. Target: median absolute error <= 15%, none worse than 40%.
+out of the error statistics. Targets: median absolute error <= 12%, none worse than 35%, and
+on the datacenter subset (HBM parts, L40S/L4) median <= 15%.
 """
 
 from __future__ import annotations
@@ -57,14 +58,34 @@ ARCH: dict[str, dict[str, Any]] = {
     "gemma-3-12b": dict(
         params_b=11.77, n_layers=48, hidden=3840, kv_heads=8, head_dim=256, vocab=262144, tied=True
     ),
+    "qwen3-8b": dict(
+        params_b=8.19, n_layers=36, hidden=4096, kv_heads=8, head_dim=128, vocab=151936, tied=False
+    ),
+    "qwen3-4b": dict(
+        params_b=4.02, n_layers=36, hidden=2560, kv_heads=8, head_dim=128, vocab=151936, tied=True
+    ),
+    "qwen2.5-7b": dict(
+        params_b=7.62, n_layers=28, hidden=3584, kv_heads=4, head_dim=128, vocab=152064, tied=False
+    ),
 }
-BITS = {"Q4_0": 4.5, "Q4_1": 5.0, "Q4_K_M": 4.85, "Q6_K": 6.56, "Q8_0": 8.5, "F16": 16.0}
+BITS = {
+    "Q4_0": 4.5,
+    "Q4_1": 5.0,
+    "Q4_K_M": 4.85,
+    "Q5_K_M": 5.69,
+    "Q6_K": 6.56,
+    "Q8_0": 8.5,
+    "F16": 16.0,
+}
 
 
 def _arch_key(model: str) -> str:
     m = model.lower()
     rules = [
         ("tinyllama", "tinyllama-1.1b"),
+        ("qwen3 8b", "qwen3-8b"),
+        ("qwen3 4b", "qwen3-4b"),
+        ("qwen2.5-7b", "qwen2.5-7b"),
         ("phi2", "phi-2"),
         ("phi-2", "phi-2"),
         ("mistral", "mistral-7b"),
@@ -95,7 +116,7 @@ def predict_rows(overrides: dict[str, Any] | None = None) -> list[dict[str, Any]
     """Every published record with its prediction (``overrides``: efficiency per class)."""
     from hardware_catalog import load_catalog
     from planner.capacity.efficiency import efficiency_for
-    from planner.capacity.roofline import Device, ModelShape, decode_tok_s
+    from planner.capacity.roofline import ModelShape, pass_terms
 
     published = yaml.safe_load((DATA / "llama_bench_published.yaml").read_text())["records"]
     extra = yaml.safe_load((DATA / "validation_gpus.yaml").read_text())
@@ -103,17 +124,8 @@ def predict_rows(overrides: dict[str, Any] | None = None) -> list[dict[str, Any]
     rows = []
     for rec in published:
         key = rec.get("gpu_key") or re.sub(r"\W+", "_", rec["gpu"].lower())
-        if key in extra["catalog_ids"]:
-            g = catalog.gpus[extra["catalog_ids"][key]]
-            spec = {
-                "vendor": g.vendor,
-                "kind": g.kind,
-                "bandwidth_gb_s": g.memory_bandwidth_gb_s,
-                "fp16_tflops": g.fp16_dense_tflops,
-            }
-        elif key in extra["gpus"]:
-            spec = extra["gpus"][key]
-        else:
+        spec = gpu_spec(key, extra, catalog)
+        if spec is None:
             if overrides is None:
                 print(f"skip {rec['gpu']}: no specification", file=sys.stderr)
             continue
@@ -132,33 +144,66 @@ def predict_rows(overrides: dict[str, Any] | None = None) -> list[dict[str, Any]
             tied_embeddings=arch["tied"],
             quant=rec["quant"],
         )
-        dev = Device(
-            name=rec["gpu"],
-            vendor=spec["vendor"],
-            kind=spec["kind"],
-            memory_gb=1e9,
-            bandwidth_gb_s=spec["bandwidth_gb_s"],
-            fp16_tflops=spec["fp16_tflops"],
-            board_power_w=1,
-            idle_power_w=1,
-        )
+        dev = device(rec["gpu"], spec)
         eff = efficiency_for(spec["vendor"], spec["kind"], overrides)  # type: ignore[arg-type]
-        pred = decode_tok_s(dev, shape, eff, context=64)
+        n_gen = int(rec["test"].removeprefix("tg"))  # tg128, tg512: the mean context is half
+        terms = pass_terms(dev, shape, eff, batch=1, context=n_gen // 2)
+        pred = 1.0 / terms.seconds
         err = pred / rec["tok_s"] - 1.0
         rows.append(
             {
                 "gpu": rec["gpu"],
+                "gpu_key": key,
+                "kind": spec["kind"],
                 "backend": rec["backend"],
                 "model": rec["model"],
                 "quant": rec["quant"],
+                "test": rec["test"],
+                "build": rec.get("build"),
+                "date": rec.get("date"),
                 "published_tok_s": rec["tok_s"],
                 "predicted_tok_s": round(pred, 1),
                 "error_pct": round(100 * err, 1),
+                "bound_by": terms.binding,
+                "provenance": rec.get("provenance", "primary"),
                 "excluded": _excluded(rec),
                 "source": rec["source_url"],
             }
         )
     return rows
+
+
+def gpu_spec(key: str, extra: dict[str, Any], catalog: Any) -> dict[str, Any] | None:
+    """A validation GPU's figures: the catalogue's where it has the card, else the file's."""
+    if key in extra["catalog_ids"]:
+        g = catalog.gpus[extra["catalog_ids"][key]]
+        return {
+            "vendor": g.vendor,
+            "kind": g.kind,
+            "bandwidth_gb_s": g.memory_bandwidth_gb_s,
+            "fp16_tflops": g.fp16_dense_tflops,
+            "compute_units": g.compute_units,
+            "clock_ghz": g.boost_clock_ghz,
+        }
+    spec: dict[str, Any] | None = extra["gpus"].get(key)
+    return spec
+
+
+def device(name: str, spec: dict[str, Any]) -> Any:
+    from planner.capacity.roofline import Device
+
+    return Device(
+        name=name,
+        vendor=spec["vendor"],
+        kind=spec["kind"],
+        memory_gb=1e9,
+        bandwidth_gb_s=spec["bandwidth_gb_s"],
+        fp16_tflops=spec["fp16_tflops"],
+        board_power_w=1,
+        idle_power_w=1,
+        compute_units=spec.get("compute_units"),
+        clock_ghz=spec.get("clock_ghz"),
+    )
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -170,9 +215,29 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "median_abs_error_pct": round(statistics.median(abs_err), 1),
         "max_abs_error_pct": round(max(abs_err), 1),
         "within_15_pct": sum(e <= 15 for e in abs_err),
+        "worse_than_35_pct": sum(e > 35 for e in abs_err),
         "worse_than_40_pct": sum(e > 40 for e in abs_err),
-        "targets": "median <= 15%, none worse than 40%",
+        "targets": "median <= 12%, none worse than 35%; datacenter subset median <= 15%",
     }
+
+
+#: The subsets the targets name: datacenter parts (HBM, and L40S/L4 as datacenter GDDR), and
+#: the records read from the cited page itself (not a third party's copy of its table).
+SUBSETS = {
+    "all": lambda r: True,
+    "datacenter": lambda r: r["kind"] == "datacenter",
+    "primary sources only": lambda r: r["provenance"] == "primary",
+    "secondary copies only": lambda r: r["provenance"] == "secondary",
+}
+
+
+def subset_summaries(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, keep in SUBSETS.items():
+        mine = [r for r in rows if keep(r)]
+        if any(not r["excluded"] for r in mine):
+            out[name] = summarise(mine)
+    return out
 
 
 #: The documented range of Apple's per-layer dispatch term (16 kernels x 5-10 us), efficiency.py.
@@ -205,22 +270,41 @@ def main() -> int:
     args = ap.parse_args()
     rows = predict_rows()
     summary = summarise(rows)
+    subsets = subset_summaries(rows)
     sensitivity = apple_sensitivity()
     md = [
-        "# Roofline validation: predicted vs published llama-bench tg128",
+        "# Roofline validation: predicted vs published llama-bench batch-1 decode",
         "",
         f"{summary['used']} of {summary['records']} records used; median absolute error "
         f"{summary['median_abs_error_pct']}%, worst {summary['max_abs_error_pct']}%, "
-        f"{summary['worse_than_40_pct']} worse than 40% (target: median <= 15%, none > 40%).",
+        f"{summary['worse_than_35_pct']} worse than 35% (targets: median <= 12%, none > 35%; "
+        "datacenter median <= 15%). The efficiency factors are documented defaults "
+        "(`planner/capacity/efficiency.py`), not fitted to these records.",
         "",
-        "| GPU | backend | model | quant | published tok/s | predicted | error % | note |",
-        "|---|---|---|---|---:|---:|---:|---|",
+        "| subset | records used | median abs error % | worst % | > 35% | > 40% |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, sub in subsets.items():
+        md.append(
+            f"| {name} | {sub['used']} | {sub['median_abs_error_pct']} | "
+            f"{sub['max_abs_error_pct']} | {sub['worse_than_35_pct']} | "
+            f"{sub['worse_than_40_pct']} |"
+        )
+    md += [
+        "",
+        "Bound by: the largest term of the predicted token time (bandwidth: the DRAM stream; "
+        "compute units: what the SMs/CUs can stream; fixed per-layer cost: kernel launches). "
+        "Provenance: secondary = read from a third party's copy of the cited table.",
+        "",
+        "| GPU | backend | model | quant | test | build | published tok/s | predicted | error % "
+        "| bound by | provenance | excluded |",
+        "|---|---|---|---|---|---|---:|---:|---:|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: abs(r["error_pct"]), reverse=True):
         md.append(
-            f"| {r['gpu']} | {r['backend']} | {r['model'][:40]} | {r['quant']} | "
-            f"{r['published_tok_s']} | {r['predicted_tok_s']} | {r['error_pct']} | "
-            f"{r['excluded'] or ''} |"
+            f"| {r['gpu']} | {r['backend']} | {r['model'][:40]} | {r['quant']} | {r['test']} | "
+            f"{r['build'] or r['date'] or ''} | {r['published_tok_s']} | {r['predicted_tok_s']} "
+            f"| {r['error_pct']} | {r['bound_by']} | {r['provenance']} | {r['excluded'] or ''} |"
         )
     md += [
         "",
@@ -248,7 +332,12 @@ def main() -> int:
 
         write_json_atomic(
             args.results / "roofline_validation.json",
-            {"summary": summary, "rows": rows, "apple_dispatch_sensitivity": sensitivity},
+            {
+                "summary": summary,
+                "subsets": subsets,
+                "rows": rows,
+                "apple_dispatch_sensitivity": sensitivity,
+            },
         )
         write_text_atomic(args.results / "roofline_validation.md", text)
     return 0

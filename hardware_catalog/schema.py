@@ -117,6 +117,16 @@ class Gpu(_Sourced):
         "the vendor distinguishes (GeForce cards run FP16 accumulate at twice this rate)"
     )
     int8_dense_tops: Positive | None = Field(default=None, description="dense, no sparsity")
+    compute_units: int | None = Field(
+        default=None,
+        gt=0,
+        description="streaming multiprocessors (NVIDIA), compute units (AMD), Xe cores "
+        "(Intel) or GPU cores (Apple); required for NVIDIA and AMD, whose batch-1 decode "
+        "speed the planner bounds by what these units can stream",
+    )
+    boost_clock_ghz: Positive | None = Field(
+        default=None, description="the units' boost (or peak engine) clock; with compute_units"
+    )
     board_power_w: Positive = Field(description="TDP/TBP; whole-system max for systems")
     idle_power_w: Positive
     form_factor: FormFactor
@@ -151,6 +161,13 @@ class Gpu(_Sourced):
             raise ValueError("slots is required for a PCIe card")
         if (self.kind == "apple_unified") != (self.form_factor == "system"):
             raise ValueError("kind apple_unified goes with form_factor system, and only it")
+        if self.vendor in ("nvidia", "amd") and (
+            self.compute_units is None or self.boost_clock_ghz is None
+        ):
+            raise ValueError(
+                "compute_units and boost_clock_ghz are required for NVIDIA and AMD GPUs "
+                "(their datasheet's SM/CU count and boost clock)"
+            )
         return self
 
 

@@ -8,7 +8,12 @@ import click
 
 
 @click.command()
-@click.option("--gpu", default=None, help="GPU id or name (case-insensitive, fuzzy).")
+@click.option(
+    "--gpu",
+    default=None,
+    help="GPU id, name or alias (case-insensitive, exact; near misses are refused with "
+    "suggestions).",
+)
 @click.option(
     "--local",
     "local_profile",

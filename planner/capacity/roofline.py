@@ -1,12 +1,21 @@
 """Memory fit and speed from a roofline: decode is bound by memory bandwidth, prefill by FLOPs.
 
-Per forward pass over a batch of ``b`` tokens (``b`` = 1 for a batch-1 decode):
+Per forward pass over a batch of ``b`` tokens (``b`` = 1 for a batch-1 decode), four terms
+(:class:`PassTerms`; the factors and their sources are in :mod:`planner.capacity.efficiency`):
 
-    t = max(bytes_read / (bandwidth x eff_bw), 2 x params x b / (fp16_peak x eff_compute))
-        + n_layers x layer_overhead
+    weights = weight_bytes / stream_rate
+    kv      = b x context x kv_bytes_per_token / stream_rate
+    compute = 2 x params x (b - 1) / (fp16_peak x eff_compute)
+    fixed   = n_layers x layer_overhead
+    t = weights + kv + compute + fixed   (GPUs; CPUs: max(weights + kv, compute) + fixed,
+                                          with the compute of all b tokens)
 
-where ``bytes_read`` is the weights a pass streams (the GGUF file less an untied input
-embedding table, of which one row is read) plus the KV cache read at the current context.
+(on a GPU a batch-1 mat-vec's arithmetic is part of the weight stream; each further sequence
+of a batch adds its multiply-adds after its loads, inside the same short blocks).
+
+where ``weight_bytes`` is the weights a pass streams (the GGUF file less an untied input
+embedding table, of which one row is read) and ``stream_rate`` is the lower of the DRAM
+bandwidth x eff_bw and what the SMs/CUs can stream (compute units x clock x bytes per clock).
 Several GPUs split a model by layers (llama.cpp's default): a pass visits them in turn, so
 batch-1 speed is that of one device holding all layers; more throughput comes from replicas.
 """
@@ -33,6 +42,60 @@ class Device:
     fp16_tflops: float
     board_power_w: float
     idle_power_w: float
+    compute_units: int | None = None  # SMs (NVIDIA), CUs (AMD); None where not modelled
+    clock_ghz: float | None = None  # boost clock of those units
+
+
+def stream_rate(dev: Device, eff: Efficiency) -> tuple[float, str]:
+    """(bytes/s a decode streams weights at, which ceiling binds: "bandwidth" or "compute
+    units")."""
+    dram = dev.bandwidth_gb_s * GB * eff.bandwidth
+    if eff.cu_bytes_per_clock and dev.compute_units and dev.clock_ghz:
+        units = dev.compute_units * dev.clock_ghz * 1e9 * eff.cu_bytes_per_clock
+        if units < dram:
+            return units, "compute units"
+    return dram, "bandwidth"
+
+
+@dataclass(frozen=True)
+class PassTerms:
+    """Seconds of one forward pass, term by term, and which term binds."""
+
+    weights_s: float
+    kv_s: float
+    compute_s: float
+    fixed_s: float
+    stream_bound: str  # "bandwidth" or "compute units": what limits the weights' stream
+    overlapped: bool  # compute overlaps memory (the larger counts) or adds to it
+
+    @property
+    def seconds(self) -> float:
+        memory = self.weights_s + self.kv_s
+        if self.overlapped:
+            return max(memory, self.compute_s) + self.fixed_s
+        return memory + self.compute_s + self.fixed_s
+
+    @property
+    def binding(self) -> str:
+        """The largest term: "bandwidth" or "compute units" (streaming weights and KV cache),
+        "compute" (FLOPs) or "fixed per-layer cost"."""
+        terms = {
+            self.stream_bound: self.weights_s + self.kv_s,
+            "compute": self.compute_s,
+            "fixed per-layer cost": self.fixed_s,
+        }
+        return max(terms, key=lambda k: terms[k])
+
+    def as_ms(self) -> dict[str, float | str]:
+        return {
+            "weights_ms": round(self.weights_s * 1e3, 3),
+            "kv_cache_ms": round(self.kv_s * 1e3, 3),
+            "compute_ms": round(self.compute_s * 1e3, 3),
+            "fixed_ms": round(self.fixed_s * 1e3, 3),
+            "total_ms": round(self.seconds * 1e3, 3),
+            "weights_stream_bound_by": self.stream_bound,
+            "bound_by": self.binding,
+        }
 
 
 @dataclass(frozen=True)
@@ -62,15 +125,30 @@ class ModelShape:
         return max(self.file_bytes - embedding, 0.3 * self.file_bytes)
 
 
+def pass_terms(
+    dev: Device, model: ModelShape, eff: Efficiency, *, batch: int = 1, context: int = 0
+) -> PassTerms:
+    """The terms of one forward pass over ``batch`` new tokens, each attending ``context``."""
+    rate, bound = stream_rate(dev, eff)
+    # Where compute adds to memory time (GPUs), a batch-1 mat-vec's arithmetic is part of the
+    # stream (the compute-unit ceiling of stream_rate); each further sequence adds its FLOPs.
+    charged = batch if eff.compute_overlaps_memory else batch - 1
+    flops = 2.0 * model.params_b * 1e9 * charged
+    return PassTerms(
+        weights_s=model.bytes_read_per_pass / rate,
+        kv_s=batch * context * model.kv_bytes_per_token / (dev.bandwidth_gb_s * GB * eff.bandwidth),
+        compute_s=flops / (dev.fp16_tflops * 1e12 * eff.compute),
+        fixed_s=model.n_layers * eff.layer_overhead_us * 1e-6,
+        stream_bound=bound,
+        overlapped=eff.compute_overlaps_memory,
+    )
+
+
 def pass_seconds(
     dev: Device, model: ModelShape, eff: Efficiency, *, batch: int = 1, context: int = 0
 ) -> float:
     """Time of one forward pass over ``batch`` new tokens, each attending ``context`` tokens."""
-    bytes_read = model.bytes_read_per_pass + batch * context * model.kv_bytes_per_token
-    t_mem = bytes_read / (dev.bandwidth_gb_s * GB * eff.bandwidth)
-    flops = 2.0 * model.params_b * 1e9 * batch
-    t_compute = flops / (dev.fp16_tflops * 1e12 * eff.compute)
-    return max(t_mem, t_compute) + model.n_layers * eff.layer_overhead_us * 1e-6
+    return pass_terms(dev, model, eff, batch=batch, context=context).seconds
 
 
 def decode_tok_s(dev: Device, model: ModelShape, eff: Efficiency, *, context: int = 0) -> float:

@@ -30,6 +30,8 @@ def device_from_gpu(gpu: Gpu) -> Device:
         fp16_tflops=gpu.fp16_dense_tflops,
         board_power_w=gpu.board_power_w,
         idle_power_w=gpu.idle_power_w,
+        compute_units=gpu.compute_units,
+        clock_ghz=gpu.boost_clock_ghz,
     )
 
 

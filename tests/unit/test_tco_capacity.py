@@ -14,6 +14,8 @@ from planner.capacity.roofline import (
     devices_per_replica,
     memory_need,
     pass_seconds,
+    pass_terms,
+    stream_rate,
 )
 from planner.tco import TcoInputs, compute_tco
 
@@ -98,9 +100,42 @@ def test_decode_is_bandwidth_bound_hand_computed() -> None:
 
 
 def test_prefill_is_compute_bound_hand_computed() -> None:
-    # 512 tokens: 2 x 7e9 x 512 = 7.168 TFLOP at 50 TFLOP/s = 143.36 ms, vs memory ~8.0 ms
-    t = pass_seconds(DEV, MODEL, EFF, batch=512, context=0)
-    assert t == pytest.approx(0.14336 + 0.32e-3)
+    # 512 tokens on a GPU: the first token's arithmetic rides in the weight stream, the other
+    # 511 add 2 x 7e9 x 511 = 7.154 TFLOP at 50 TFLOP/s = 143.08 ms to the 8 ms of weights
+    t = pass_terms(DEV, MODEL, EFF, batch=512, context=0)
+    assert t.compute_s == pytest.approx(2 * 7e9 * 511 / 50e12)
+    assert t.seconds == pytest.approx(8e-3 + 2 * 7e9 * 511 / 50e12 + 0.32e-3)
+    assert t.binding == "compute"
+
+
+def test_cpu_overlaps_compute_with_memory_hand_computed() -> None:
+    # a CPU pipelines loads and FMAs: the larger of the two counts, with all 512 tokens' FLOPs
+    cpu = EFF.model_copy(update={"compute_overlaps_memory": True})
+    t = pass_terms(DEV, MODEL, cpu, batch=512, context=0)
+    assert t.seconds == pytest.approx(2 * 7e9 * 512 / 50e12 + 0.32e-3)
+
+
+def test_compute_units_cap_the_weight_stream_hand_computed() -> None:
+    # 108 SMs x 1.41 GHz x 4.9 B/clock = 746 GB/s < 1000 GB/s x 0.85: the SMs bind
+    eff = EFF.model_copy(update={"bandwidth": 0.85, "cu_bytes_per_clock": 4.9})
+    hbm = Device(**{**DEV.__dict__, "compute_units": 108, "clock_ghz": 1.41})
+    rate, bound = stream_rate(hbm, eff)
+    assert rate == pytest.approx(108 * 1.41e9 * 4.9) and bound == "compute units"
+    t = pass_terms(hbm, MODEL, eff)
+    assert t.weights_s == pytest.approx(4e9 / (108 * 1.41e9 * 4.9))
+    assert t.binding == "compute units"
+    # a card whose SMs outrun its DRAM is bandwidth-bound: 128 x 2.52 x 4.9 = 1581 GB/s > 850
+    gddr = Device(**{**DEV.__dict__, "compute_units": 128, "clock_ghz": 2.52})
+    assert stream_rate(gddr, eff) == (pytest.approx(850e9), "bandwidth")
+    # without unit counts (Apple, CPUs) there is no such ceiling
+    assert stream_rate(DEV, eff)[1] == "bandwidth"
+
+
+def test_small_model_decode_is_bound_by_fixed_per_layer_cost() -> None:
+    tiny = ModelShape(**{**MODEL.__dict__, "file_bytes": 1e8})  # 0.2 ms of weights
+    terms = pass_terms(DEV, tiny, EFF.model_copy(update={"layer_overhead_us": 30}))
+    assert terms.binding == "fixed per-layer cost"  # 32 x 30 us = 0.96 ms
+    assert terms.as_ms()["bound_by"] == "fixed per-layer cost"
 
 
 def test_untied_embeddings_are_not_streamed() -> None:
