@@ -64,6 +64,9 @@ ARCH: dict[str, dict[str, Any]] = {
     "qwen3-4b": dict(
         params_b=4.02, n_layers=36, hidden=2560, kv_heads=8, head_dim=128, vocab=151936, tied=True
     ),
+    "gemma-3-4b": dict(
+        params_b=3.88, n_layers=34, hidden=2560, kv_heads=4, head_dim=256, vocab=262144, tied=True
+    ),
     "qwen2.5-7b": dict(
         params_b=7.62, n_layers=28, hidden=3584, kv_heads=4, head_dim=128, vocab=152064, tied=False
     ),
@@ -86,6 +89,9 @@ def _arch_key(model: str) -> str:
         ("qwen3 8b", "qwen3-8b"),
         ("qwen3 4b", "qwen3-4b"),
         ("qwen2.5-7b", "qwen2.5-7b"),
+        ("qwen2 7b", "qwen2.5-7b"),
+        ("gemma3 4b", "gemma-3-4b"),
+        ("gemma-3-4b", "gemma-3-4b"),
         ("phi2", "phi-2"),
         ("phi-2", "phi-2"),
         ("mistral", "mistral-7b"),
@@ -116,7 +122,7 @@ def predict_rows(overrides: dict[str, Any] | None = None) -> list[dict[str, Any]
     """Every published record with its prediction (``overrides``: efficiency per class)."""
     from hardware_catalog import load_catalog
     from planner.capacity.efficiency import efficiency_for
-    from planner.capacity.roofline import ModelShape, pass_terms
+    from planner.capacity.roofline import pass_terms
 
     published = yaml.safe_load((DATA / "llama_bench_published.yaml").read_text())["records"]
     extra = yaml.safe_load((DATA / "validation_gpus.yaml").read_text())
@@ -129,21 +135,7 @@ def predict_rows(overrides: dict[str, Any] | None = None) -> list[dict[str, Any]
             if overrides is None:
                 print(f"skip {rec['gpu']}: no specification", file=sys.stderr)
             continue
-        arch = ARCH[_arch_key(rec["model"])]
-        params_b = rec.get("params_b") or arch["params_b"]
-        size = rec.get("model_size_gib")
-        file_bytes = size * 2**30 if size else params_b * 1e9 * BITS[rec["quant"]] / 8
-        shape = ModelShape(
-            name=rec["model"],
-            params_b=params_b,
-            n_layers=arch["n_layers"],
-            file_bytes=file_bytes,
-            kv_bytes_per_token=2 * arch["n_layers"] * arch["kv_heads"] * arch["head_dim"] * 2,
-            vocab_size=arch["vocab"],
-            hidden_size=arch["hidden"],
-            tied_embeddings=arch["tied"],
-            quant=rec["quant"],
-        )
+        shape = model_shape(rec)
         dev = device(rec["gpu"], spec)
         eff = efficiency_for(spec["vendor"], spec["kind"], overrides)  # type: ignore[arg-type]
         n_gen = int(rec["test"].removeprefix("tg"))  # tg128, tg512: the mean context is half
@@ -171,6 +163,27 @@ def predict_rows(overrides: dict[str, Any] | None = None) -> list[dict[str, Any]
             }
         )
     return rows
+
+
+def model_shape(rec: dict[str, Any]) -> Any:
+    """The roofline's shape of a record's model: its family's architecture, its file size."""
+    from planner.capacity.roofline import ModelShape
+
+    arch = ARCH[_arch_key(rec["model"])]
+    params_b = rec.get("params_b") or arch["params_b"]
+    size = rec.get("model_size_gib")
+    file_bytes = size * 2**30 if size else params_b * 1e9 * BITS[rec["quant"]] / 8
+    return ModelShape(
+        name=rec["model"],
+        params_b=params_b,
+        n_layers=arch["n_layers"],
+        file_bytes=file_bytes,
+        kv_bytes_per_token=2 * arch["n_layers"] * arch["kv_heads"] * arch["head_dim"] * 2,
+        vocab_size=arch["vocab"],
+        hidden_size=arch["hidden"],
+        tied_embeddings=arch["tied"],
+        quant=rec["quant"],
+    )
 
 
 def gpu_spec(key: str, extra: dict[str, Any], catalog: Any) -> dict[str, Any] | None:
@@ -264,6 +277,43 @@ def apple_sensitivity() -> list[dict[str, Any]]:
     return out
 
 
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Predicted vs published, log-log, with the +-35% band; excluded runs hollow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 7))
+    kinds = sorted({r["kind"] for r in rows})
+    for i, kind in enumerate(kinds):
+        for excluded in (False, True):
+            mine = [r for r in rows if r["kind"] == kind and bool(r["excluded"]) == excluded]
+            if not mine:
+                continue
+            ax.scatter(
+                [r["published_tok_s"] for r in mine],
+                [r["predicted_tok_s"] for r in mine],
+                s=22,
+                facecolors="none" if excluded else f"C{i}",
+                edgecolors=f"C{i}",
+                label=f"{kind}{' (excluded)' if excluded else ''}",
+            )
+    lo, hi = 3, 1200
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    for f in (0.65, 1.35):
+        ax.plot([lo, hi], [lo * f, hi * f], "k:", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("published llama-bench decode tokens/s")
+    ax.set_ylabel("backplan predicted tokens/s")
+    ax.set_title("Batch-1 decode: predicted vs published (dotted: +-35%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--results", type=Path, default=None)
@@ -340,6 +390,7 @@ def main() -> int:
             },
         )
         write_text_atomic(args.results / "roofline_validation.md", text)
+        plot(rows, args.results / "roofline_validation.png")
     return 0
 
 

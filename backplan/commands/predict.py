@@ -88,7 +88,7 @@ def predict(
 
     from hardware_catalog import find_gpu, find_model, load_catalog
     from planner.capacity.efficiency import efficiency_for
-    from planner.capacity.roofline import memory_need, prefill_tok_s
+    from planner.capacity.roofline import memory_need, pass_terms, prefill_tok_s
     from planner.capacity.shapes import device_from_gpu, shape_from_entry, shape_from_params
     from planner.capacity.verifier import step_seconds
     from planner.recommend.costs import CostBook
@@ -174,6 +174,14 @@ def predict(
     watts = count * (
         g.idle_power_w + (g.board_power_w - g.idle_power_w) * eff.active_power_fraction
     )
+    decode_terms = pass_terms(dev, shape, eff, batch=1, context=context)
+    prefill_terms = pass_terms(dev, shape, eff, batch=512, context=256)
+    memory_parts = {
+        "main_weights_gb": round(need.main_weights_gb, 3),
+        "verifier_weights_gb": round(need.verifier_weights_gb, 3),
+        "kv_cache_gb": round(need.kv_cache_gb, 3),
+        "overhead_gb": round(need.overhead_gb, 3),
+    }
     result = {
         "gpu": g.id,
         "gpu_name": g.name,
@@ -188,6 +196,17 @@ def predict(
         "fits": need.total_gb <= count * dev.memory_gb,
         "gpu_memory_gb": count * dev.memory_gb,
         "watts": round(watts, 0),
+        "bound_by": {
+            "decode_tok_s": decode_terms.binding,
+            "prefill_tok_s": prefill_terms.binding,
+            "memory_gb": max(memory_parts, key=lambda k: memory_parts[k]),
+            "watts": f"board power x {eff.active_power_fraction} while decoding",
+        },
+        "terms": {
+            "decode": decode_terms.as_ms(),
+            "prefill_512": prefill_terms.as_ms(),
+            "memory_gb": memory_parts,
+        },
         "efficiency": eff.model_dump(),
     }
     if as_json:
@@ -196,7 +215,9 @@ def predict(
     fit = "fits" if result["fits"] else "DOES NOT FIT"
     click.echo(
         f"{count} x {g.name}, {shape.name} {quant}, verifier {verifier}:\n"
-        f"  decode_tok_s   {result['decode_tok_s']}  (batch 1, context {context})\n"
+        f"  decode_tok_s   {result['decode_tok_s']}  (batch 1, context {context}; bound by "
+        f"{decode_terms.binding}: weights {decode_terms.weights_s * 1e3:.2f} ms, fixed "
+        f"{decode_terms.fixed_s * 1e3:.2f} ms per token)\n"
         f"  prefill_tok_s  {result['prefill_tok_s']}  (512-token prompt)\n"
         f"  memory_gb      {result['memory_gb']} of {result['gpu_memory_gb']:g} ({fit})\n"
         f"  watts          {result['watts']:g}  (decoding; board power x "
