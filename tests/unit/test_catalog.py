@@ -27,16 +27,21 @@ ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_GPUS = {
     # consumer
     "rtx-3060-12gb", "rtx-3090", "rtx-4060-ti-16gb", "rtx-4070-ti-super", "rtx-4080-super",
-    "rtx-4090", "rtx-5080", "rtx-5090",
+    "rtx-4090", "rtx-5080", "rtx-5090", "rtx-3070", "rtx-3080", "rtx-3090-ti", "rtx-4060",
+    "rtx-4070", "rtx-4080", "rtx-5060", "rtx-5070", "rtx-5070-ti", "rtx-3060-ti",
     # workstation
     "rtx-a4000", "rtx-a5000", "rtx-a6000", "rtx-6000-ada", "rtx-pro-6000-blackwell",
     # datacenter
     "t4", "l4", "l40s", "a10", "a30", "a100-40gb-pcie", "a100-80gb-sxm", "h100-pcie",
-    "h100-sxm", "h200-sxm", "b200",
+    "h100-sxm", "h200-sxm", "b200", "tesla-p40", "tesla-p100-16gb", "tesla-v100-32gb", "l40",
     # AMD
-    "mi210", "mi300x", "rx-7900-xtx",
+    "mi210", "mi250", "mi300x", "rx-7900-xtx",
+    # Intel
+    "arc-a770-16gb", "arc-b580",
     # Apple unified memory
     "mac-mini-m4-pro-64gb", "mac-studio-m2-ultra-192gb", "mac-studio-m3-ultra-512gb",
+    "mac-studio-m1-max-64gb", "mac-studio-m1-ultra-128gb", "macbook-pro-m1-pro-32gb",
+    "mac-studio-m2-max-96gb", "macbook-pro-m3-max-128gb", "mac-studio-m4-max-128gb",
     "macbook-pro-16-m4-max-128gb",
 }  # fmt: skip
 REQUIRED_MODELS = {
@@ -90,8 +95,8 @@ def test_package_data_is_declared_for_installs() -> None:
     assert "data/*.yaml" in package_data["hardware_catalog"]
 
 
-def test_at_least_30_gpus_with_the_required_ones(catalog: Catalog) -> None:
-    assert len(catalog.gpus) >= 30
+def test_at_least_60_gpus_with_the_required_ones(catalog: Catalog) -> None:
+    assert len(catalog.gpus) >= 60
     assert set(catalog.gpus) >= REQUIRED_GPUS, REQUIRED_GPUS - set(catalog.gpus)
     kinds = {g.kind for g in catalog.gpus.values()}
     assert kinds == {"consumer", "workstation", "datacenter", "apple_unified"}
@@ -295,6 +300,7 @@ def test_invalid_overlay_entry_names_file_entry_and_field(tmp_path: Path, catalo
         (lambda d: d["price"].pop("as_of"), "field price.as_of: Field required"),
         (lambda d: d["price"].update(kind="guess"), "field price.kind"),
         (lambda d: d.update(id="RTX 4090!"), "field id"),
+        (lambda d: d.pop("compute_units"), "compute_units and boost_clock_ghz are required"),
     ],
 )
 def test_invalid_entries_are_refused(

@@ -156,7 +156,22 @@ def test_cli_predict_and_unknown_gpu() -> None:
         cli, ["predict", "--gpu", "RTX 4090", "--model", "qwen2.5-coder-7b", "--json"]
     )
     assert ok.exit_code == 0, ok.output
-    assert '"decode_tok_s"' in ok.output
+    out = json.loads(ok.output)
+    # every predicted figure says which term binds it, and the decode terms add up to it
+    assert set(out["bound_by"]) == {"decode_tok_s", "prefill_tok_s", "memory_gb", "watts"}
+    decode = out["terms"]["decode"]
+    assert decode["bound_by"] == out["bound_by"]["decode_tok_s"]
+    parts = sum(decode[k] for k in ("weights_ms", "kv_cache_ms", "compute_ms", "fixed_ms"))
+    assert parts == pytest.approx(decode["total_ms"], abs=0.01)
+    assert 1000 / decode["total_ms"] == pytest.approx(out["decode_tok_s"], rel=0.01)
+    # an HBM part's batch-1 stream is bounded by its SMs, a GDDR card's by its DRAM
+    h100 = json.loads(
+        runner.invoke(
+            cli, ["predict", "--gpu", "h100-sxm", "--model", "qwen2.5-coder-7b", "--json"]
+        ).output
+    )
+    assert h100["terms"]["decode"]["weights_stream_bound_by"] == "compute units"
+    assert decode["weights_stream_bound_by"] == "bandwidth"
     bad = runner.invoke(cli, ["predict", "--gpu", "rtx 4091", "--model", "qwen2.5-coder-7b"])
     assert bad.exit_code == 2 and "did you mean" in bad.output
 
