@@ -183,3 +183,96 @@ def train(
         + (f" = {frac:.2e} of pretraining" if frac else "")
         + f"; heads and manifest in {out_dir}"
     )
+
+
+@verifier_group.command()
+@click.option(
+    "--rollouts",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="A rollouts file from `backplan verifier collect` with greedy answers imported "
+    "(--from-eval) and several samples per problem.",
+)
+@click.option(
+    "--reader",
+    default=None,
+    help="Model whose hidden states the heads read (default: the rollouts' model).",
+)
+@click.option(
+    "--features",
+    "feature_sets",
+    default="last,mean,last+mean",
+    show_default=True,
+    help="Comma-separated whole-answer feature sets to fit heads on: last, mean, last+mean.",
+)
+@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
+@click.option("--c", "c", type=click.FloatRange(1e-6, 1e6), default=0.05, show_default=True)
+@click.option(
+    "--precision",
+    type=click.FloatRange(0.5, 1.0),
+    default=0.85,
+    show_default=True,
+    help="Calibrate each fold's threshold so answers below it failed at least this often.",
+)
+@click.option(
+    "--max-n", type=click.IntRange(2, 64), default=8, show_default=True, help="Most answers."
+)
+@click.option(
+    "--cache",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Features file (.npz): read when it matches the rollouts, else computed and written.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the report (replay.json, replay.md) and the cross-fitted answer heads here.",
+)
+def replay(
+    rollouts: Path,
+    reader: str | None,
+    feature_sets: str,
+    folds: int,
+    c: float,
+    precision: float,
+    max_n: int,
+    cache: Path | None,
+    out_dir: Path | None,
+) -> None:
+    """Replay whole-answer rules (best-of-N, regenerate below a threshold) offline on stored
+    rollouts with cross-fitted heads, beside the model's own confidence as baselines."""
+    import json
+
+    from planner.verifier_training.answer_fit import save_heads
+    from planner.verifier_training.answers import FEATURE_SETS
+    from planner.verifier_training.replay import replay_report, report_markdown
+    from runtime.atomic import write_text_atomic
+    from runtime.errors import UsageError
+
+    sets = [s.strip() for s in feature_sets.split(",") if s.strip()]
+    for s in sets:
+        if s not in FEATURE_SETS:
+            raise UsageError(f"unknown feature set {s!r}; use one of {', '.join(FEATURE_SETS)}")
+    with job_progress("answer features") as update:
+        report, fits = replay_report(
+            rollouts,
+            reader=reader,
+            feature_sets=sets,
+            k=folds,
+            c=c,
+            precision=precision,
+            max_n=max_n,
+            cache=cache,
+            progress=lambda done, total: update(done, total),
+        )
+    text = report_markdown(report)
+    click.echo(text)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out_dir / "replay.json", json.dumps(report, indent=2) + "\n")
+        write_text_atomic(out_dir / "replay.md", text)
+        stem = f"{report['reader']}-answer"
+        for fs, fit in fits.items():
+            save_heads(fit, out_dir / "heads", f"{stem}-{fs.replace('+', '-')}")
+        click.echo(f"report and heads in {out_dir}")

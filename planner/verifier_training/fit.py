@@ -151,7 +151,7 @@ def cross_fit(
             }
         )
         path = out_dir / f"{name}-fold{rep.fold}.npz"
-        ValueHead(md, head.w1, head.b1).save(path)
+        head.with_metadata(md).save(path)
         files.append({"fold": rep.fold, "head": path.name, "tasks": heldout})
     full_md = full_head.metadata.model_copy(
         update={
@@ -166,7 +166,7 @@ def cross_fit(
             "the problems it lists in training_tasks",
         }
     )
-    ValueHead(full_md, full_head.w1, full_head.b1).save(out_dir / f"{name}.npz")
+    full_head.with_metadata(full_md).save(out_dir / f"{name}.npz")
     manifest = {
         "kind": "crossfit",
         "model": model_name,

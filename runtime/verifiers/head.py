@@ -1,8 +1,11 @@
 """Value heads: a logistic regression or a tiny MLP on a model's last hidden state.
 
 File format (``.npz``, loaded with ``allow_pickle=False``): arrays ``w1``, ``b1`` and, for an
-MLP, ``w2``, ``b2``; plus ``metadata``, a JSON string validated by :class:`HeadMetadata`
-(format version, kind, model sha256, n_embd, threshold, training data id, AUC, training cost).
+MLP, ``w2``, ``b2``; optionally ``mean`` and ``scale``, the standardisation the head was fitted
+with (a feature is ``(h - mean) / scale`` before ``w1``: a model's hidden states have a few
+dimensions orders of magnitude larger than the rest, which an L2-penalised fit cannot weigh
+without it); plus ``metadata``, a JSON string validated by :class:`HeadMetadata` (format
+version, kind, model sha256, n_embd, threshold, training data id, AUC, training cost).
 """
 
 from __future__ import annotations
@@ -47,6 +50,12 @@ class HeadMetadata(BaseModel):
 
     format_version: int = HEAD_FORMAT_VERSION
     kind: Literal["logistic", "mlp", "constant"] = "logistic"
+    features: Literal["prefix", "last", "mean", "last+mean"] = Field(
+        "prefix",
+        description="What the head reads: the hidden state at each prefix's last token "
+        "(prefix), or a whole answer's: its last token's (last), the mean over its tokens "
+        "(mean), or both side by side (last+mean, 2 x n_embd).",
+    )
     model_sha256: str | None = Field(None, description="sha256 of the GGUF it reads.")
     model_name: str | None = None
     n_embd: int = Field(..., gt=0)
@@ -74,6 +83,9 @@ class ValueHead:
         b1: np.ndarray,
         w2: np.ndarray | None = None,
         b2: np.ndarray | None = None,
+        *,
+        mean: np.ndarray | None = None,
+        scale: np.ndarray | None = None,
     ) -> None:
         self.metadata = metadata
         self.w1 = np.ascontiguousarray(w1, dtype=np.float32)
@@ -81,6 +93,21 @@ class ValueHead:
         self.w2 = None if w2 is None else np.ascontiguousarray(w2, dtype=np.float32)
         self.b2 = None if b2 is None else np.ascontiguousarray(b2, dtype=np.float32)
         expected_rows = metadata.n_embd
+        self.mean = None if mean is None else np.ascontiguousarray(mean, dtype=np.float32)
+        self.scale = None if scale is None else np.ascontiguousarray(scale, dtype=np.float32)
+        if (
+            (self.mean is None) != (self.scale is None)
+            or any(
+                a is not None and (a.shape != (expected_rows,) or not np.all(np.isfinite(a)))
+                for a in (self.mean, self.scale)
+            )
+            or (self.scale is not None and not np.all(self.scale > 0))
+        ):
+            raise HeadError(
+                f"the head's standardisation (mean, scale) does not fit n_embd={expected_rows} "
+                "(both are needed, finite, scale positive); re-create it with "
+                "`backplan verifier train`"
+            )
         if self.w1.ndim != 2 or self.w1.shape[0] != expected_rows:
             raise HeadError(
                 f"head weights have shape {self.w1.shape} but metadata says "
@@ -118,6 +145,8 @@ class ValueHead:
                 f"head expects hidden states of size {self.n_embd} but the model "
                 f"gives {h.shape[1]}; use a head trained for this model"
             )
+        if self.mean is not None and self.scale is not None:
+            h = (h - self.mean) / self.scale
         if self.w1.shape[1] == 1:
             # a linear head: an element-wise product avoids initialising a BLAS library (whose
             # buffers cost more memory than a small model's whole KV cache)
@@ -166,19 +195,33 @@ class ValueHead:
         *,
         threshold: float = 0.5,
         c: float = 1.0,
+        standardise: bool = True,
         **meta: object,
     ) -> ValueHead:
-        """Fit a logistic-regression head (scikit-learn) on hidden states and 0/1 labels."""
+        """Fit a logistic-regression head (scikit-learn) on hidden states and 0/1 labels;
+        ``standardise`` fits it on z-scored features and stores the mean and scale with it."""
         from sklearn.linear_model import LogisticRegression
 
         x = np.asarray(hidden, dtype=np.float32)
         y = np.asarray(labels).astype(int)
         if len(np.unique(y)) < 2:
             raise HeadError("training a head needs both accepted and rejected examples")
+        mean = scale = None
+        if standardise:
+            mean = x.mean(axis=0)
+            scale = x.std(axis=0)
+            scale = np.where(scale > 1e-6, scale, 1.0).astype(np.float32)
+            x = (x - mean) / scale
         clf = LogisticRegression(C=c, max_iter=2000)
         clf.fit(x, y)
         md = HeadMetadata(kind="logistic", n_embd=x.shape[1], threshold=threshold, **meta)  # type: ignore[arg-type]
-        return cls(md, clf.coef_.reshape(-1, 1), clf.intercept_.reshape(1))
+        return cls(md, clf.coef_.reshape(-1, 1), clf.intercept_.reshape(1), mean=mean, scale=scale)
+
+    def with_metadata(self, metadata: HeadMetadata) -> ValueHead:
+        """The same weights and standardisation under other metadata."""
+        return ValueHead(
+            metadata, self.w1, self.b1, self.w2, self.b2, mean=self.mean, scale=self.scale
+        )
 
     # -- files --------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -191,6 +234,8 @@ class ValueHead:
         }
         if self.w2 is not None and self.b2 is not None:
             arrays["w2"], arrays["b2"] = self.w2, self.b2
+        if self.mean is not None and self.scale is not None:
+            arrays["mean"], arrays["scale"] = self.mean, self.scale
         with atomic_write(path, binary=True) as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
         return path
@@ -223,4 +268,6 @@ class ValueHead:
                 f"{path} has head format {md.format_version}, this backplan reads "
                 f"{HEAD_FORMAT_VERSION}; re-train or upgrade backplan"
             )
-        return cls(md, w1, b1, raw.get("w2"), raw.get("b2"))
+        return cls(
+            md, w1, b1, raw.get("w2"), raw.get("b2"), mean=raw.get("mean"), scale=raw.get("scale")
+        )

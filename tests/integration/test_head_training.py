@@ -47,3 +47,77 @@ def test_collect_resumes_and_labels_with_the_tests(tmp_path: Path) -> None:
     assert [r.completion for r in again] == [r.completion for r in first]
     header, rows = load_rollouts(out)
     assert header["model"] == "smollm2-135m" and len(rows) == 2
+
+
+def _answer_rollouts(path: Path, n_problems: int = 10) -> list[Rollout]:
+    """Per problem: a greedy answer (the canonical solution for even problems, a stub for odd
+    ones) and two samples (one right, one wrong): real text, labels that mean something."""
+    import json
+
+    rows = []
+    for i, p in enumerate(load_humaneval()[:n_problems]):
+        right = f"```python\n{p.prompt}{p.canonical_solution}```"
+        wrong = f"```python\n{p.prompt}    return None\n```"
+        greedy_ok = i % 2 == 0
+        rows += [
+            Rollout(
+                task_id=p.task_id,
+                sample="eval:greedy.jsonl",
+                completion=right if greedy_ok else wrong,
+                passed=greedy_ok,
+                status="passed" if greedy_ok else "failed",
+            ),
+            Rollout(task_id=p.task_id, sample="s0", completion=wrong, passed=False, status="f"),
+            Rollout(task_id=p.task_id, sample="s1", completion=right, passed=True, status="p"),
+        ]
+    config = CollectConfig(model="smollm2-135m", samples=2)
+    path.write_text(
+        json.dumps({"config": config.model_dump()})
+        + "\n"
+        + "".join(r.model_dump_json() + "\n" for r in rows)
+    )
+    return rows
+
+
+def test_answer_features_and_the_models_own_confidence(tmp_path: Path, smol_path: Path) -> None:
+    from planner.verifier_training.answers import AnswerFeatures, answer_features
+
+    rows = _answer_rollouts(tmp_path / "r.jsonl", n_problems=2)
+    feats = answer_features("smollm2-135m", "smollm2-135m", rows, data_sha256="x")
+    assert feats.last.shape == feats.mean.shape == (6, 576)
+    assert np.isfinite(feats.last).all() and np.isfinite(feats.mean).all()
+    assert (feats.min_logprob <= feats.mean_logprob).all() and (feats.mean_logprob < 0).all()
+    assert (feats.length > 0).all() and feats.tokens_processed > feats.length.sum()
+    # a stub answer is shorter than the canonical solution
+    assert feats.length[1] < feats.length[2]
+    feats.save(tmp_path / "f.npz")
+    back = AnswerFeatures.load(tmp_path / "f.npz")
+    assert np.array_equal(back.last, feats.last) and back.sample.tolist() == feats.sample.tolist()
+
+
+def test_replay_command_reports_heads_baselines_and_rules(tmp_path: Path, smol_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from backplan.cli import _register, cli
+
+    _answer_rollouts(tmp_path / "r.jsonl", n_problems=10)
+    _register()
+    args = ["verifier", "replay", "--rollouts", str(tmp_path / "r.jsonl"), "--folds", "2"]
+    args += ["--features", "last,mean", "--max-n", "3", "--cache", str(tmp_path / "f.npz")]
+    res = CliRunner().invoke(cli, args + ["--out-dir", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "out" / "replay.json").read_text())
+    assert report["problems"] == 10 and report["answers"] == 30
+    for h in report["heads"].values():
+        assert {"head", "baseline:length", "baseline:mean_logprob"} <= set(h["auc_out_of_fold"])
+    rules = {r["rule"]: r for r in report["rules"]}
+    assert rules["greedy"]["passed"] == 5  # the even problems' greedy answers are right
+    assert rules["oracle@3"]["passed"] == 10  # every problem has a right sample
+    assert rules["sample"]["passed"] == 0 and rules["sample"]["vs_greedy"]["losses"] == 5
+    assert all(1 <= r["answers_per_problem"] <= 3 for r in rules.values())
+    assert len(list((tmp_path / "out" / "heads").glob("*.npz"))) == 4  # 2 feature sets x 2 folds
+    # the cached features are reused: a second run reads them (same rollouts)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0 and "Replay" in again.output

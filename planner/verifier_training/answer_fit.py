@@ -1,0 +1,130 @@
+"""Cross-fitted whole-answer heads, and the baselines beside every AUC.
+
+The same problem folds as :mod:`planner.verifier_training.fit` (by problem number): the head
+scoring a fold's answers was fitted on the other folds' rollouts only, its reject threshold
+calibrated on a fifth of those training problems held out from the fit. Each baseline (answer
+length, mean and minimum token log-probability, and a logistic combination of the three) is
+fitted on exactly the same training rows, so its out-of-fold AUC is directly comparable: a head
+counts only where it beats the best of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from planner.verifier_training.answers import AnswerFeatures
+from planner.verifier_training.fit import assign_folds, auc, calibrate_threshold, task_number
+from runtime.errors import HeadError
+from runtime.verifiers.head import HeadMetadata, ValueHead
+
+BASELINE_SETS: dict[str, tuple[str, ...]] = {
+    "length": ("length",),
+    "mean_logprob": ("mean_logprob",),
+    "min_logprob": ("min_logprob",),
+    "length+logprobs": ("length", "mean_logprob", "min_logprob"),
+}
+
+
+@dataclass
+class AnswerFit:
+    """Out-of-fold values of a head and of each baseline, with per-row thresholds."""
+
+    features: str
+    k: int
+    values: np.ndarray  # (n,) the head's out-of-fold value of each answer
+    thresholds: np.ndarray  # (n,) the threshold of the fold each answer was scored in
+    baselines: dict[str, np.ndarray]  # name -> (n,) out-of-fold probability
+    heads: list[tuple[int, ValueHead, list[str]]] = field(default_factory=list)
+
+    def aucs(self, y: np.ndarray) -> dict[str, float | None]:
+        out: dict[str, float | None] = {"head": auc(self.values, y)}
+        out |= {f"baseline:{k}": auc(v, y) for k, v in self.baselines.items()}
+        return out
+
+    def report(self, y: np.ndarray) -> dict[str, Any]:
+        a = self.aucs(y)
+        base = {k: v for k, v in a.items() if k.startswith("baseline:") and v is not None}
+        best = max(base, key=lambda k: base[k]) if base else None
+        head = a["head"]
+        return {
+            "features": self.features,
+            "folds": self.k,
+            "auc_out_of_fold": a,
+            "best_baseline": best,
+            "head_minus_best_baseline": None
+            if head is None or best is None
+            else round(head - base[best], 4),
+        }
+
+
+def _split(tasks: list[str], seed: int) -> set[str]:
+    rng = np.random.default_rng(seed)
+    return set(rng.choice(tasks, size=max(1, len(tasks) // 5), replace=False).tolist())
+
+
+def _fit_scalar(x: np.ndarray, y: np.ndarray, c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)).fit(x, y)
+
+
+def cross_fit_answers(
+    feats: AnswerFeatures,
+    *,
+    features: str = "last",
+    k: int = 5,
+    c: float = 0.05,
+    precision: float = 0.85,
+    model_name: str = "",
+    data_id: str = "",
+) -> AnswerFit:
+    x = feats.matrix(features)
+    y = feats.y.astype(int)
+    folds = assign_folds(feats.task.tolist(), k)
+    fold = np.array([folds[t] for t in feats.task])
+    values = np.full(len(y), np.nan)
+    thresholds = np.full(len(y), np.nan)
+    base_x = feats.baselines()
+    baselines = {name: np.full(len(y), np.nan) for name in BASELINE_SETS}
+    heads: list[tuple[int, ValueHead, list[str]]] = []
+    for f in range(k):
+        train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        tasks = sorted(set(feats.task[train].tolist()), key=task_number)
+        calib = _split(tasks, seed=f)
+        in_calib = np.isin(feats.task[train], list(calib))
+        fit_rows, cal_rows = train[~in_calib], train[in_calib]
+        if len(np.unique(y[fit_rows])) < 2:
+            raise HeadError("a fold's training answers all passed or all failed; collect more")
+        head = ValueHead.fit_logistic(x[fit_rows], y[fit_rows], c=c)
+        threshold = calibrate_threshold(head.predict(x[cal_rows]), y[cal_rows], precision)
+        values[test] = head.predict(x[test])
+        thresholds[test] = threshold
+        md = HeadMetadata(
+            kind="logistic",
+            features=features,  # type: ignore[arg-type]
+            n_embd=x.shape[1],
+            threshold=threshold,
+            model_sha256=feats.model_sha256,
+            model_name=model_name,
+            training_data_id=f"{data_id}:answers-{features}-k{k}-fold{f}",
+            training_tasks=tasks,
+            auc=auc(values[test], y[test]),
+            note=f"cross-fitted whole-answer head: use only on fold {f}'s problems",
+        )
+        heads.append((f, head.with_metadata(md), tasks))
+        for name, cols in BASELINE_SETS.items():
+            bx = np.column_stack([base_x[col] for col in cols])
+            model = _fit_scalar(bx[train], y[train], c=1.0)
+            baselines[name][test] = model.predict_proba(bx[test])[:, 1]
+    return AnswerFit(features, k, values, thresholds, baselines, heads)
+
+
+def save_heads(fit: AnswerFit, out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [head.save(out_dir / f"{stem}-fold{f}.npz") for f, head, _ in fit.heads]

@@ -1,0 +1,115 @@
+"""Whole-answer heads, their baselines and the replayed decision rules, without a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner.verifier_training.answer_fit import cross_fit_answers
+from planner.verifier_training.answers import AnswerFeatures
+from planner.verifier_training.replay import (
+    attempts_by_problem,
+    best_of,
+    greedy_rule,
+    regenerate_below,
+    replay,
+)
+from runtime.errors import HeadError, UsageError
+from runtime.verifiers.head import ValueHead
+
+
+def test_standardisation_is_stored_and_lets_a_head_weigh_a_small_dimension(
+    tmp_path: Path,
+) -> None:
+    # one huge irrelevant dimension (as in Qwen's hidden states) and a small informative one
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    x = np.column_stack([rng.normal(0, 1000, 400), 0.01 * (2 * y - 1) + rng.normal(0, 0.004, 400)])
+    raw = ValueHead.fit_logistic(x, y, c=0.05, standardise=False)
+    std = ValueHead.fit_logistic(x, y, c=0.05)
+    acc = lambda h: float(((h.predict(x) > 0.5) == y).mean())  # noqa: E731
+    assert acc(std) > 0.9 > acc(raw)
+    std.save(tmp_path / "h.npz")
+    back = ValueHead.load(tmp_path / "h.npz")
+    assert back.mean is not None and np.allclose(back.predict(x), std.predict(x))
+    with pytest.raises(HeadError, match="standardisation"):
+        ValueHead(std.metadata, std.w1, std.b1, mean=std.mean)  # a mean without a scale
+
+
+def _features(n_tasks: int = 20, samples: int = 3, seed: int = 0) -> AnswerFeatures:
+    """Greedy + samples per problem; passing answers shifted along one direction."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t in range(n_tasks):
+        for s in ["eval:g.jsonl"] + [f"s{i}" for i in range(samples)]:
+            ok = (t + len(s)) % 3 != 0
+            h = rng.normal(size=6) + (2.0 if ok else -2.0) * np.eye(6)[1]
+            rows.append((f"HumanEval/{t}", s, ok, h))
+    last = np.asarray([r[3] for r in rows], np.float32)
+    y = np.asarray([int(r[2]) for r in rows], np.int8)
+    return AnswerFeatures(
+        last=last,
+        mean=last + rng.normal(0, 0.1, last.shape).astype(np.float32),
+        length=rng.integers(50, 200, len(rows)).astype(np.int32),
+        mean_logprob=rng.normal(-0.5, 0.1, len(rows)).astype(np.float32),
+        min_logprob=rng.normal(-5, 1, len(rows)).astype(np.float32),
+        y=y,
+        task=np.asarray([r[0] for r in rows]),
+        sample=np.asarray([r[1] for r in rows]),
+        tokens_processed=1,
+        cpu_s=0.0,
+        model_sha256="ab" * 32,
+        data_sha256="cd" * 32,
+    )
+
+
+def test_cross_fitted_answer_heads_never_saw_their_problems_and_beat_noise_baselines() -> None:
+    feats = _features()
+    fit = cross_fit_answers(feats, features="last", k=4)
+    assert np.isfinite(fit.values).all() and np.isfinite(fit.thresholds).all()
+    for fold, head, trained in fit.heads:
+        scored = {t for t in feats.task.tolist() if int(t.split("/")[1]) % 4 == fold}
+        assert not scored & set(trained)
+        assert head.metadata.features == "last" and head.metadata.training_tasks == trained
+    report = fit.report(feats.y)
+    assert report["auc_out_of_fold"]["head"] > 0.9
+    assert report["head_minus_best_baseline"] > 0.2  # baselines here are pure noise
+    assert set(report["auc_out_of_fold"]) >= {"baseline:length", "baseline:length+logprobs"}
+    with pytest.raises(UsageError, match="feature set"):
+        feats.matrix("middle")
+
+
+def test_rules_replay_what_a_decoder_would_have_returned() -> None:
+    task = np.array(["HumanEval/1"] * 3 + ["HumanEval/0"] * 3)
+    sample = np.array(["s1", "eval:g", "s0", "s0", "eval:g", "s1"])
+    attempts = attempts_by_problem(task, sample)
+    assert [a.task for a in attempts] == ["HumanEval/0", "HumanEval/1"]  # by problem number
+    assert attempts[1].rows == [1, 2, 0]  # greedy, then s0, s1
+    y = np.array([1, 0, 0, 0, 1, 1])
+    value = np.array([0.9, 0.2, 0.1, 0.3, 0.8, 0.7])
+    threshold = np.full(6, 0.5)
+    assert greedy_rule(attempts[1]) == (1, 1)
+    assert best_of(value, 3)(attempts[1]) == (0, 3)  # s1 has the highest value
+    # problem 1: greedy 0.2 < 0.5 -> s0 (0.1) -> s1 (0.9): three made, the best returned
+    assert regenerate_below(value, threshold, 3)(attempts[1]) == (0, 3)
+    assert regenerate_below(value, threshold, 2)(attempts[1]) == (1, 2)  # ties: the earlier
+    # problem 0: greedy 0.8 >= 0.5: kept, nothing regenerated
+    assert regenerate_below(value, threshold, 3)(attempts[0]) == (4, 1)
+    rows = replay(
+        attempts,
+        y,
+        np.full(6, 10),
+        {"greedy": greedy_rule, "best": best_of(value, 3)},
+        oracle_n=[3],
+    )
+    by = {r["rule"]: r for r in rows}
+    assert by["greedy"]["passed"] == 1 and by["best"]["passed"] == 2
+    assert by["best"]["vs_greedy"] == {"wins": 1, "losses": 0, "p_value": 1.0}
+    assert by["best"]["tokens_per_problem"] == 30 and by["oracle@3"]["passed"] == 2
+
+
+def test_replay_needs_greedy_answers() -> None:
+    with pytest.raises(UsageError, match="--from-eval"):
+        attempts_by_problem(np.array(["HumanEval/0"]), np.array(["s0"]))
