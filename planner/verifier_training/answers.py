@@ -6,9 +6,10 @@ and (from the main model's logits in the same pass, or in a second pass when ano
 reads) the log-probability of each answer token. Those make the baselines a head must beat:
 the answer's length, its mean and its minimum token log-probability, and their combination.
 
-Features are cached in an ``.npz`` beside the heads (``allow_pickle=False``), keyed by the
-rollouts file's sha256 and the reader model's, so choosing a head or a decision rule costs
-seconds after the first pass.
+Features are cached in an ``.npz`` (``allow_pickle=False``), one row per rollout keyed by its
+problem, sample and answer text, for one reader model file: a run computes only the rollouts
+the cache lacks and saves after every chunk, so a long pass resumes where it stopped and a
+growing rollouts file costs only its new lines; choosing a head or a rule then takes seconds.
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ class AnswerFeatures:
     y: np.ndarray  # (n,) 1 if the answer passed its tests
     task: np.ndarray  # (n,) problem of each row
     sample: np.ndarray  # (n,) "s0".. or "eval:<file>"
+    key: np.ndarray  # (n,) rollout_key of each row
     tokens_processed: int
     cpu_s: float
     model_sha256: str
-    data_sha256: str
 
     def matrix(self, features: str) -> np.ndarray:
         if features == "last":
@@ -76,13 +77,13 @@ class AnswerFeatures:
             "y": self.y,
             "task": self.task.astype(str),
             "sample": self.sample.astype(str),
+            "key": self.key.astype(str),
             "meta": np.array(
                 json.dumps(
                     {
                         "tokens_processed": self.tokens_processed,
                         "cpu_s": self.cpu_s,
                         "model_sha256": self.model_sha256,
-                        "data_sha256": self.data_sha256,
                     }
                 )
             ),
@@ -93,18 +94,105 @@ class AnswerFeatures:
 
     @classmethod
     def load(cls, path: Path) -> AnswerFeatures:
-        with np.load(path, allow_pickle=False) as data:
-            raw = {k: data[k] for k in data.files}
-        meta = json.loads(str(raw.pop("meta")))
-        return cls(**raw, **meta)  # type: ignore[arg-type]
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                raw = {k: data[k] for k in data.files}
+            meta = json.loads(str(raw.pop("meta")))
+            return cls(**raw, **meta)  # type: ignore[arg-type]
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+            raise UsageError(
+                f"{path} is not a backplan answer-features file; pass another --cache "
+                "(or delete it to recompute)"
+            ) from None
+
+    def concat(self, other: AnswerFeatures) -> AnswerFeatures:
+        if other.model_sha256 != self.model_sha256:
+            raise UsageError("features of two reader models cannot be joined")
+        arrays = {
+            name: np.concatenate([getattr(self, name), getattr(other, name)])
+            for name in ("last", "mean", "length", "mean_logprob", "min_logprob", "y")
+            + ("task", "sample", "key")
+        }
+        return AnswerFeatures(
+            **arrays,
+            tokens_processed=self.tokens_processed + other.tokens_processed,
+            cpu_s=round(self.cpu_s + other.cpu_s, 2),
+            model_sha256=self.model_sha256,
+        )
+
+    def select(self, keys: Sequence[str]) -> AnswerFeatures:
+        """The rows of ``keys``, in that order (the cost stays the whole pass's)."""
+        where = {k: i for i, k in enumerate(self.key.tolist())}
+        idx = np.asarray([where[k] for k in keys], dtype=np.int64)
+        arrays = {
+            name: getattr(self, name)[idx]
+            for name in ("last", "mean", "length", "mean_logprob", "min_logprob", "y")
+            + ("task", "sample", "key")
+        }
+        return AnswerFeatures(
+            **arrays,
+            tokens_processed=self.tokens_processed,
+            cpu_s=self.cpu_s,
+            model_sha256=self.model_sha256,
+        )
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _offset(
+    progress: Callable[[int, int], None] | None, base: int, total: int
+) -> Callable[[int, int], None] | None:
+    """A chunk's progress as the whole pass's."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda i, _n: report(base + i, total)
+
+
+def rollout_key(r: Rollout) -> str:
+    """What identifies a rollout's features: its problem, sample and answer text."""
+    digest = hashlib.sha256(r.completion.encode()).hexdigest()[:16]
+    return f"{r.task_id}|{r.sample}|{digest}"
+
+
+def cached_answer_features(
+    main_ref: str,
+    reader_ref: str,
+    rollouts: Sequence[Rollout],
+    cache: Path | None,
+    *,
+    chunk: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> AnswerFeatures:
+    """Every rollout's features, computing only those ``cache`` lacks, saving after each
+    chunk of ``chunk`` rollouts (an interrupted pass resumes there)."""
+    from runtime.models.fetch import file_sha256, model_path
+
+    sha = file_sha256(model_path(reader_ref))
+    have: AnswerFeatures | None = None
+    if cache is not None and cache.is_file():
+        have = AnswerFeatures.load(cache)
+        if have.model_sha256 != sha:
+            raise UsageError(
+                f"{cache} holds features read by another model file; pass another --cache"
+            )
+    known = set(have.key.tolist()) if have is not None else set()
+    missing = [r for r in rollouts if rollout_key(r) not in known]
+    done = len(rollouts) - len(missing)
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+        base = done + start
+        new = answer_features(
+            main_ref, reader_ref, part, progress=_offset(progress, base, len(rollouts))
+        )
+        have = new if have is None else have.concat(new)
+        if cache is not None:
+            have.save(cache)
+    if have is None:
+        raise UsageError("no rollouts to read")
+    if progress is not None:
+        progress(len(rollouts), len(rollouts))
+    return have.select([rollout_key(r) for r in rollouts])
 
 
 def _log_softmax_at(logits: np.ndarray, token: int) -> float:
@@ -117,7 +205,6 @@ def answer_features(
     reader_ref: str,
     rollouts: Sequence[Rollout],
     *,
-    data_sha256: str,
     n_ctx: int = 2048,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnswerFeatures:
@@ -180,10 +267,10 @@ def answer_features(
         y=np.asarray([int(r.passed) for r in rollouts], dtype=np.int8),
         task=np.asarray([r.task_id for r in rollouts]),
         sample=np.asarray([r.sample for r in rollouts]),
+        key=np.asarray([rollout_key(r) for r in rollouts]),
         tokens_processed=processed,
         cpu_s=round(time.process_time() - cpu0, 2),
         model_sha256=model_sha256(reader_path),
-        data_sha256=data_sha256,
     )
 
 

@@ -171,7 +171,7 @@ def replay_report(
     from pathlib import Path
 
     from planner.verifier_training.answer_fit import cross_fit_answers
-    from planner.verifier_training.answers import AnswerFeatures, answer_features, file_sha256
+    from planner.verifier_training.answers import cached_answer_features
     from planner.verifier_training.rollouts import check_trainable, load_rollouts
 
     path = Path(rollouts_path)
@@ -179,16 +179,9 @@ def replay_report(
     check_trainable(path, rows, k)
     main = header["model"]
     reader = reader or main
-    data_sha = file_sha256(path)
-    feats = None
-    if cache is not None and Path(cache).is_file():
-        feats = AnswerFeatures.load(Path(cache))
-        if feats.data_sha256 != data_sha or len(feats.y) != len(rows):
-            feats = None  # stale: the rollouts grew or changed
-    if feats is None:
-        feats = answer_features(main, reader, rows, data_sha256=data_sha, progress=progress)
-        if cache is not None:
-            feats.save(Path(cache))
+    feats = cached_answer_features(
+        main, reader, rows, None if cache is None else Path(cache), progress=progress
+    )
     fits = {
         fs: cross_fit_answers(
             feats,
@@ -205,8 +198,11 @@ def replay_report(
     aucs = {fs: fit.report(y) for fs, fit in fits.items()}
     best_fs = max(fits, key=lambda fs: aucs[fs]["auc_out_of_fold"]["head"] or 0.0)
     best = fits[best_fs]
-    attempts = attempts_by_problem(feats.task, feats.sample)
-    n_max = min(max_n, max(len(a.rows) for a in attempts))
+    every = attempts_by_problem(feats.task, feats.sample)
+    n_max = min(max_n, max(len(a.rows) for a in every))
+    # a problem whose collection has not reached n_max answers yet is left out of the replay
+    # (its rules would silently stop early), and said so
+    attempts = [a for a in every if len(a.rows) >= n_max]
     rules = standard_rules(
         best.values,
         best.thresholds,
@@ -216,13 +212,16 @@ def replay_report(
         },
         n_max,
     )
-    results = replay(attempts, y, feats.length, rules, oracle_n=sorted({n for n in (2, 4, n_max) if n <= n_max}))
+    results = replay(
+        attempts, y, feats.length, rules, oracle_n=sorted({n for n in (2, 4, n_max) if n <= n_max})
+    )
     report = {
         "rollouts": path.name,
         "model": main,
         "reader": reader,
         "answers": int(len(y)),
         "problems": len(attempts),
+        "problems_with_fewer_answers": len(every) - len(attempts),
         "answers_passed": int(y.sum()),
         "features_cost": {"tokens_processed": feats.tokens_processed, "cpu_s": feats.cpu_s},
         "heads": aucs,
@@ -239,8 +238,10 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Replay: whole-answer decisions on {report['rollouts']}",
         "",
-        f"{report['answers']} answers of {report['model']} on {report['problems']} problems "
-        f"({report['answers_passed']} passed), read by {report['reader']}; features cost "
+        f"{report['answers']} answers of {report['model']} ({report['answers_passed']} "
+        f"passed); rules replayed on the {report['problems']} problems with all their answers "
+        f"({report['problems_with_fewer_answers']} with fewer left out); read by "
+        f"{report['reader']}; features cost "
         f"{report['features_cost']['tokens_processed']} tokens, "
         f"{report['features_cost']['cpu_s']} CPU-s. Heads and baselines cross-fitted by "
         "problem on the same folds (out-of-fold AUC of whole answers).",

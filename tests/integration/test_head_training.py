@@ -83,7 +83,7 @@ def test_answer_features_and_the_models_own_confidence(tmp_path: Path, smol_path
     from planner.verifier_training.answers import AnswerFeatures, answer_features
 
     rows = _answer_rollouts(tmp_path / "r.jsonl", n_problems=2)
-    feats = answer_features("smollm2-135m", "smollm2-135m", rows, data_sha256="x")
+    feats = answer_features("smollm2-135m", "smollm2-135m", rows)
     assert feats.last.shape == feats.mean.shape == (6, 576)
     assert np.isfinite(feats.last).all() and np.isfinite(feats.mean).all()
     assert (feats.min_logprob <= feats.mean_logprob).all() and (feats.mean_logprob < 0).all()
@@ -93,6 +93,15 @@ def test_answer_features_and_the_models_own_confidence(tmp_path: Path, smol_path
     feats.save(tmp_path / "f.npz")
     back = AnswerFeatures.load(tmp_path / "f.npz")
     assert np.array_equal(back.last, feats.last) and back.sample.tolist() == feats.sample.tolist()
+    # the cache computes only what it lacks, and returns rows in the rollouts' order
+    from planner.verifier_training.answers import cached_answer_features
+
+    cache = tmp_path / "c.npz"
+    first = cached_answer_features("smollm2-135m", "smollm2-135m", rows[:4], cache)
+    both = cached_answer_features("smollm2-135m", "smollm2-135m", rows[::-1], cache)
+    assert len(AnswerFeatures.load(cache).y) == 6  # 4 cached + the 2 new, once each
+    assert both.sample.tolist() == [r.sample for r in rows[::-1]]
+    assert np.allclose(both.last[-1], first.last[0], atol=1e-4)
 
 
 def test_replay_command_reports_heads_baselines_and_rules(tmp_path: Path, smol_path: Path) -> None:

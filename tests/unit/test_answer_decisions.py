@@ -58,10 +58,10 @@ def _features(n_tasks: int = 20, samples: int = 3, seed: int = 0) -> AnswerFeatu
         y=y,
         task=np.asarray([r[0] for r in rows]),
         sample=np.asarray([r[1] for r in rows]),
+        key=np.asarray([f"{r[0]}|{r[1]}|x" for r in rows]),
         tokens_processed=1,
         cpu_s=0.0,
         model_sha256="ab" * 32,
-        data_sha256="cd" * 32,
     )
 
 
