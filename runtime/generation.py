@@ -24,9 +24,12 @@ from runtime.errors import ContextOverflowError, UsageError
 from runtime.models.fetch import model_path
 from runtime.models.registry import DEFAULT_MODEL
 from runtime.samplers.choice import SamplingParams, TokenChooser
+from runtime.samplers.regenerate import RegenerateParams
 from runtime.samplers.state import DecodeState
 from runtime.samplers.strategies import (
+    STRATEGY_HELP,
     Strategy,
+    StrategyName,
     ThresholdParams,
     VGBParams,
     make_strategy,
@@ -38,8 +41,6 @@ from runtime.verifiers.registry import SELF
 from runtime.verifiers.spec import VerifierSpec
 
 log = logging.getLogger(__name__)
-
-StrategyName = Literal["plain", "threshold", "vgb"]
 
 
 class RuntimeSettings(BaseModel):
@@ -55,7 +56,7 @@ class RuntimeSettings(BaseModel):
         default_factory=list,
         description="Tests the 'tests' verifier runs on each answer (Python statements).",
     )
-    strategy: StrategyName = Field("plain", description="plain, threshold or vgb.")
+    strategy: StrategyName = Field("plain", description=STRATEGY_HELP)
     n_ctx: int = Field(2048, ge=64, le=131072, description="Context length in tokens.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores).")
     n_gpu_layers: int | None = Field(
@@ -70,6 +71,7 @@ class RuntimeSettings(BaseModel):
     )
     threshold: ThresholdParams = Field(default_factory=ThresholdParams)
     vgb: VGBParams = Field(default_factory=VGBParams)
+    regenerate: RegenerateParams = Field(default_factory=RegenerateParams)
 
     @field_validator("verifier")
     @classmethod
@@ -192,7 +194,9 @@ class Runtime:
                 checks=s.tests,
             )
         self.verifier = verifier
-        self.strategy = make_strategy(s.strategy, threshold=s.threshold, vgb=s.vgb)
+        self.strategy = make_strategy(
+            s.strategy, threshold=s.threshold, vgb=s.vgb, regenerate=s.regenerate
+        )
         needs_hidden = bool(verifier and verifier.needs_hidden)
         if ctx is not None and needs_hidden and not ctx.embeddings:
             raise UsageError("this verifier reads hidden states: the context needs embeddings")

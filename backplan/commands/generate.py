@@ -19,6 +19,7 @@ from backplan.options import (
 from runtime.errors import UsageError
 from runtime.models.registry import DEFAULT_MODEL
 from runtime.samplers.choice import SamplingParams
+from runtime.samplers.regenerate import RegenerateParams
 from runtime.samplers.strategies import ThresholdParams, VGBParams
 
 
@@ -85,6 +86,7 @@ from runtime.samplers.strategies import ThresholdParams, VGBParams
 @click.option(
     "--token-budget", type=float, default=None, help=field_help(VGBParams, "token_budget")
 )
+@click.option("--attempts", type=int, default=None, help=field_help(RegenerateParams, "attempts"))
 @click.option(
     "--json",
     "as_json",
@@ -113,6 +115,7 @@ def generate(
     action_tokens: int | None,
     window: int | None,
     token_budget: float | None,
+    attempts: int | None,
     as_json: bool,
 ) -> None:
     """Generate a reply to PROMPT (- reads it from standard input) with a verifier and a
@@ -154,6 +157,7 @@ def generate(
         vgb=validated(
             VGBParams, action_tokens=action_tokens, window=window, token_budget=token_budget
         ),
+        regenerate=validated(RegenerateParams, attempts=attempts, threshold=reject_below),
     )
     with Runtime(settings) as rt:
         tokens = rt.prompt_tokens(prompt, chat=not raw, system=system)

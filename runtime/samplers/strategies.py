@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.samplers.choice import TokenChooser
 from runtime.samplers.state import DecodeState
+
+if TYPE_CHECKING:
+    from runtime.samplers.regenerate import RegenerateParams
+
+
+#: The strategies a request or a setting may name (one list: runtime settings, CLI, server).
+StrategyName = Literal["plain", "threshold", "vgb", "regenerate"]
+STRATEGY_HELP = "plain, threshold, vgb, or regenerate (whole answers judged at their end)."
 
 
 class Strategy(ABC):
@@ -295,9 +304,14 @@ class VGBStrategy(Strategy):
 
 
 def make_strategy(
-    name: str, *, threshold: ThresholdParams | None = None, vgb: VGBParams | None = None
+    name: str,
+    *,
+    threshold: ThresholdParams | None = None,
+    vgb: VGBParams | None = None,
+    regenerate: RegenerateParams | None = None,
 ) -> Strategy:
     from runtime.errors import UsageError
+    from runtime.samplers.regenerate import RegenerateStrategy
 
     if name == "plain":
         return PlainStrategy()
@@ -305,4 +319,6 @@ def make_strategy(
         return ThresholdStrategy(threshold)
     if name == "vgb":
         return VGBStrategy(vgb)
-    raise UsageError(f"unknown strategy {name!r}; choose plain, threshold or vgb")
+    if name == "regenerate":
+        return RegenerateStrategy(regenerate)
+    raise UsageError(f"unknown strategy {name!r}; choose plain, threshold, vgb or regenerate")

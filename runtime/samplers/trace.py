@@ -43,6 +43,10 @@ class Trace(BaseModel):
     verifier_prompt_tokens: int = Field(0, description="Of those, the prompt's positions.")
     head_evals: int = Field(0, description="Value-head evaluations (latent or separate).")
     walk_steps: int = Field(0, description="VGB: steps of the random walk.")
+    answer_values: list[float] = Field(
+        default_factory=list,
+        description="regenerate: the verifier's value of each whole answer made, in order.",
+    )
     code_runs: int = Field(0, description="Sandboxed checks of generated code (examples, tests).")
     code_cpu_s: float = Field(
         0.0, description="CPU seconds those checks used: the host's CPU, not the accelerator's."

@@ -11,9 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runtime.samplers.strategies import STRATEGY_HELP, StrategyName
 from runtime.verifiers.request_tests import MAX_TEST_CHARS, MAX_TESTS
-
-StrategyName = Literal["plain", "threshold", "vgb"]
 
 
 class BackplanOptions(BaseModel):
@@ -34,7 +33,7 @@ class BackplanOptions(BaseModel):
         description="Python statements the tests verifier runs against each finished answer "
         "in the jail (e.g. 'assert add(1, 2) == 3').",
     )
-    strategy: StrategyName | None = Field(None, description="plain, threshold or vgb.")
+    strategy: StrategyName | None = Field(None, description=STRATEGY_HELP)
     ignore_eos: bool = Field(False, description="Never stop at end of text (fixed length).")
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from runtime.errors import UsageError
 from runtime.models.registry import DEFAULT_MODEL
+from runtime.samplers.strategies import STRATEGY_HELP, StrategyName
 from runtime.verifiers.registry import SPEC_HELP
 from runtime.verifiers.spec import VerifierSpec
 
@@ -36,9 +37,7 @@ class ServerSettings(BaseModel):
         "latent=constant or a part of this spec (examples and tests with "
         "--allow-code-execution).",
     )
-    strategy: Literal["plain", "threshold", "vgb"] = Field(
-        "plain", description="Default strategy: plain, threshold or vgb."
-    )
+    strategy: StrategyName = Field("plain", description=f"Default strategy: {STRATEGY_HELP}")
 
     @field_validator("verifier")
     @classmethod

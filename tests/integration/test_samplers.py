@@ -323,3 +323,79 @@ def test_token_limit_inside_a_held_answer_puts_the_verifiers_choice_back(smol: M
     assert result.tokens == plain.tokens[:4] + swap  # held tail replaced, nothing after it
     assert result.trace.replayed_tokens == len(swap) and result.trace.finish_reason == "length"
     assert "".join(chunks) == result.text  # nothing streamed was taken back
+
+
+def _answer_head(n_embd: int, features: str, value: float | None = None, seed: int = 0):  # type: ignore[no-untyped-def]
+    """A whole-answer head: constant ``value``, or random weights with a standardisation."""
+    from runtime.verifiers.head import HeadMetadata
+
+    width = n_embd * (2 if features == "last+mean" else 1)
+    rng = np.random.default_rng(seed)
+    md = HeadMetadata(n_embd=width, features=features, threshold=0.5)  # type: ignore[arg-type]
+    if value is not None:
+        logit = float(np.log(value / (1 - value)))
+        return ValueHead(md, np.zeros((width, 1)), np.array([logit]))
+    return ValueHead(
+        md,
+        rng.normal(0, 0.05, (width, 1)),
+        np.zeros(1),
+        mean=rng.normal(0, 1, width),
+        scale=np.abs(rng.normal(1, 0.1, width)),
+    )
+
+
+def test_regenerate_makes_attempts_until_an_answer_clears_the_threshold(smol: Model) -> None:
+    from runtime.samplers.regenerate import RegenerateParams
+
+    low = LatentVerifier(_answer_head(smol.n_embd, "last", value=0.1))
+    settings = RuntimeSettings(strategy="regenerate", regenerate=RegenerateParams(attempts=3))
+    rt = Runtime(settings, model=smol, verifier=low)
+    try:
+        gen = rt.generate(rt.prompt_tokens(PROMPT), max_tokens=24, seed=1)
+        plain = Runtime(RuntimeSettings(), model=smol)
+        greedy = plain.generate(plain.prompt_tokens(PROMPT), max_tokens=24)
+        plain.close()
+    finally:
+        rt.close()
+    t = gen.trace
+    assert len(t.answer_values) == 3 and t.rejected_tokens == 2  # every answer below 0.5
+    assert gen.tokens == greedy.tokens  # all tie: the first (greedy) one is put back
+    assert t.generated_tokens > 2 * len(gen.tokens) and t.replayed_tokens == len(gen.tokens)
+    high = LatentVerifier(_answer_head(smol.n_embd, "last", value=0.9))
+    rt = Runtime(settings, model=smol, verifier=high)
+    try:
+        once = rt.generate(rt.prompt_tokens(PROMPT), max_tokens=24, seed=1)
+    finally:
+        rt.close()
+    assert len(once.trace.answer_values) == 1 and once.tokens == greedy.tokens
+
+
+@pytest.mark.parametrize("features", ["last", "mean", "last+mean"])
+def test_the_runtime_reads_an_answer_as_the_trainer_did(
+    smol: Model, smol_path: object, features: str
+) -> None:
+    """A head's value of a finished answer is the same whether the latent verifier computed it
+    while decoding or the trainer computed it from the stored rollout."""
+    from planner.quality.dataset import load_humaneval
+    from planner.quality.harness import build_prompt
+    from planner.verifier_training.answers import answer_features
+    from planner.verifier_training.rollouts import Rollout
+
+    head = _answer_head(smol.n_embd, features)
+    problem = load_humaneval()[0]
+    rt = Runtime(RuntimeSettings(), model=smol, verifier=LatentVerifier(head))
+    try:
+        gen = rt.generate(rt.prompt_tokens(build_prompt(problem)), max_tokens=32)
+    finally:
+        rt.close()
+    rollout = Rollout(
+        task_id=problem.task_id,
+        sample="s0",
+        completion=gen.text,
+        tokens=gen.tokens,
+        passed=False,
+        status="f",
+    )
+    feats = answer_features("smollm2-135m", "smollm2-135m", [rollout])
+    offline = float(head.predict(feats.matrix(features))[0])
+    assert gen.trace.final_value == pytest.approx(offline, abs=2e-3)

@@ -1,0 +1,95 @@
+"""Whole-answer decisions: regenerate an answer its verifier values below the threshold.
+
+The first answer is decoded as the request asks (greedy by default); the verifier judges it
+as a whole, at its end. While the best answer so far is valued below the threshold and fewer
+than ``attempts`` answers were made, another is sampled at ``temperature`` (seeded) from the
+prompt; the highest-valued answer is returned (best-of-N by value when the threshold is 1).
+Nothing is streamed before the choice. This is the rule ``backplan verifier replay`` simulates
+on stored rollouts (``regenerate below threshold, up to N``), where the learned heads' signal
+is: at the end of an answer, not in the middle of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.samplers.choice import TokenChooser
+from runtime.samplers.state import DecodeState
+from runtime.samplers.strategies import Strategy
+
+
+class RegenerateParams(BaseModel):
+    """How many whole answers to make, and how to draw the ones after the first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempts: int = Field(
+        4, ge=1, le=64, description="Most whole answers per request (the first included)."
+    )
+    threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Keep an answer valued at least this (default: the verifier's calibrated "
+        "threshold; 1 makes every attempt: best-of-N by value).",
+    )
+    temperature: float = Field(
+        0.8, ge=0.0, le=5.0, description="Sampling temperature of the answers after the first."
+    )
+
+
+class RegenerateStrategy(Strategy):
+    name = "regenerate"
+
+    def __init__(self, params: RegenerateParams | None = None) -> None:
+        self.params = params or RegenerateParams()
+
+    def _answer(self, state: DecodeState, max_tokens: int) -> str:
+        while len(state.tokens) < max_tokens:
+            tok = state.sample()
+            if state.is_end(tok):
+                return "stop"
+            state.push(tok, keep_logits=False)
+        return "length"
+
+    def run(self, state: DecodeState, max_tokens: int) -> Iterator[int]:
+        p = self.params
+        ver = state.verifier
+        trace = state.trace
+        threshold = (
+            (ver.threshold if ver is not None else 0.0) if p.threshold is None else p.threshold
+        )
+        best: tuple[float, list[int], str] | None = None
+        for attempt in range(p.attempts):
+            if attempt:
+                state.rollback_to(0)
+                trace.rejected_tokens += 1
+                if p.temperature != state.chooser.params.temperature:
+                    state.chooser = TokenChooser(
+                        state.chooser.params.model_copy(update={"temperature": p.temperature}),
+                        state.chooser.rng,
+                    )
+            finish = self._answer(state, max_tokens)
+            if ver is None:
+                best = (1.0, list(state.tokens), finish)
+                break
+            state.score_pending()
+            value = state.value_at(len(state.tokens))
+            trace.answer_values.append(round(value, 4))
+            if best is None or value > best[0]:
+                best = (value, list(state.tokens), finish)
+            if best[0] >= threshold:
+                break
+        assert best is not None
+        value, tokens, finish = best
+        if tokens != state.tokens:  # an earlier answer was better: put it back
+            state.rollback_to(0)
+            for tok in tokens:
+                state.push(tok, keep_logits=False)
+            trace.replayed_tokens += len(tokens)
+            state.score_pending()
+        trace.finish_reason = finish
+        yield len(state.tokens)
+        self._final_value(state)
