@@ -255,7 +255,7 @@ def replay(
         if s not in FEATURE_SETS:
             raise UsageError(f"unknown feature set {s!r}; use one of {', '.join(FEATURE_SETS)}")
     with job_progress("answer features") as update:
-        report, fits = replay_report(
+        report, fits, fit_labels = replay_report(
             rollouts,
             reader=reader,
             feature_sets=sets,
@@ -274,5 +274,5 @@ def replay(
         write_text_atomic(out_dir / "replay.md", text)
         stem = f"{report['reader']}-answer"
         for fs, fit in fits.items():
-            save_heads(fit, out_dir / "heads", f"{stem}-{fs.replace('+', '-')}")
+            save_heads(fit, out_dir / "heads", f"{stem}-{fs.replace('+', '-')}", fit_labels)
         click.echo(f"report and heads in {out_dir}")

@@ -38,7 +38,8 @@ class AnswerFit:
     values: np.ndarray  # (n,) the head's out-of-fold value of each answer
     thresholds: np.ndarray  # (n,) the threshold of the fold each answer was scored in
     baselines: dict[str, np.ndarray]  # name -> (n,) out-of-fold probability
-    heads: list[tuple[int, ValueHead, list[str]]] = field(default_factory=list)
+    #: (fold, head, the problems it was trained on, the problems it scores)
+    heads: list[tuple[int, ValueHead, list[str], list[str]]] = field(default_factory=list)
 
     def aucs(self, y: np.ndarray) -> dict[str, float | None]:
         out: dict[str, float | None] = {"head": auc(self.values, y)}
@@ -92,7 +93,7 @@ def cross_fit_answers(
     thresholds = np.full(len(y), np.nan)
     base_x = feats.baselines()
     baselines = {name: np.full(len(y), np.nan) for name in BASELINE_SETS}
-    heads: list[tuple[int, ValueHead, list[str]]] = []
+    heads: list[tuple[int, ValueHead, list[str], list[str]]] = []
     for f in range(k):
         train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         tasks = sorted(set(feats.task[train].tolist()), key=task_number)
@@ -117,7 +118,8 @@ def cross_fit_answers(
             auc=auc(values[test], y[test]),
             note=f"cross-fitted whole-answer head: use only on fold {f}'s problems",
         )
-        heads.append((f, head.with_metadata(md), tasks))
+        heldout = sorted(set(feats.task[test].tolist()), key=task_number)
+        heads.append((f, head.with_metadata(md), tasks, heldout))
         for name, cols in BASELINE_SETS.items():
             bx = np.column_stack([base_x[col] for col in cols])
             model = _fit_scalar(bx[train], y[train], c=1.0)
@@ -125,6 +127,28 @@ def cross_fit_answers(
     return AnswerFit(features, k, values, thresholds, baselines, heads)
 
 
-def save_heads(fit: AnswerFit, out_dir: Path, stem: str) -> list[Path]:
+def save_heads(fit: AnswerFit, out_dir: Path, stem: str, y: np.ndarray) -> Path:
+    """Each fold's head and a cross-fit manifest (``<stem>.crossfit.json``): what
+    ``backplan eval --verifier latent=<manifest>`` reads to score each problem with the head
+    that never saw it."""
+    import json
+
+    from planner.quality.harness import CROSSFIT_SUFFIX
+    from runtime.atomic import write_text_atomic
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [head.save(out_dir / f"{stem}-fold{f}.npz") for f, head, _ in fit.heads]
+    folds = []
+    for f, head, _trained, heldout in fit.heads:
+        path = head.save(out_dir / f"{stem}-fold{f}.npz")
+        folds.append({"fold": f, "head": path.name, "tasks": heldout})
+    manifest = {
+        "kind": "crossfit",
+        "level": "answer",
+        "features": fit.features,
+        "k": fit.k,
+        "folds": folds,
+        "report": fit.report(y),
+    }
+    path = out_dir / f"{stem}{CROSSFIT_SUFFIX}"
+    write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
+    return path

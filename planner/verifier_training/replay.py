@@ -165,9 +165,10 @@ def replay_report(
     max_n: int = 8,
     cache: Any = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
     """Features (cached), cross-fitted heads per feature set with their baselines, and every
-    rule replayed with the best feature set's head. Returns (report, fits by feature set)."""
+    rule replayed with the best feature set's head. Returns (report, fits by feature set,
+    the answers' labels)."""
     from pathlib import Path
 
     from planner.verifier_training.answer_fit import cross_fit_answers
@@ -228,7 +229,7 @@ def replay_report(
         "replayed_with": best_fs,
         "rules": results,
     }
-    return report, fits
+    return report, fits, y
 
 
 def report_markdown(report: dict[str, Any]) -> str:

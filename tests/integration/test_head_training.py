@@ -127,6 +127,13 @@ def test_replay_command_reports_heads_baselines_and_rules(tmp_path: Path, smol_p
     assert rules["sample"]["passed"] == 0 and rules["sample"]["vs_greedy"]["losses"] == 5
     assert all(1 <= r["answers_per_problem"] <= 3 for r in rules.values())
     assert len(list((tmp_path / "out" / "heads").glob("*.npz"))) == 4  # 2 feature sets x 2 folds
+    # each feature set's manifest is what eval reads to pick the head that never saw a problem
+    from planner.quality.harness import resolve_crossfit
+
+    manifest = tmp_path / "out" / "heads" / "smollm2-135m-answer-last.crossfit.json"
+    tasks = [f"HumanEval/{i}" for i in range(10)]
+    specs = resolve_crossfit(f"latent={manifest}", tasks)
+    assert len(set(specs.values())) == 2 and all("fold" in s for s in specs.values())
     # the cached features are reused: a second run reads them (same rollouts)
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0 and "Replay" in again.output
