@@ -183,3 +183,34 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class TokenizeRequest(BaseModel):
+    """``POST /tokenize``, as llama-server takes it."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    content: str = Field(..., description="Text to tokenise (special tokens are not parsed).")
+    add_special: bool = Field(False, description="Prepend the model's BOS token if it has one.")
+    with_pieces: bool = Field(False, description="Return each token's text beside its id.")
+
+
+class TokenPiece(BaseModel):
+    id: int
+    piece: str
+
+
+class TokenizeResponse(BaseModel):
+    tokens: list[int] | list[TokenPiece]
+
+
+class DetokenizeRequest(BaseModel):
+    """``POST /detokenize``, as llama-server takes it."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    tokens: list[int] = Field(..., description="Token ids of this server's model.")
+
+
+class DetokenizeResponse(BaseModel):
+    content: str

@@ -240,6 +240,10 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
         400,
     ),
     ("body too large", "/v1/completions", {"prompt": "x" * 70_000}, 413),
+    ("tokenize no content", "/tokenize", {"text": "x"}, 400),
+    ("tokenize wrong type", "/tokenize", {"content": 5}, 400),
+    ("detokenize strings", "/detokenize", {"tokens": ["a"]}, 400),
+    ("detokenize negative", "/detokenize", {"tokens": [-1]}, 400),
 ]
 
 
@@ -318,3 +322,22 @@ def test_a_disconnected_stream_frees_its_slot(api_server: ServerProcess) -> None
     assert _metric(api_server, "backplan_active_slots") == 0
     generated = _metric(api_server, "backplan_generated_tokens_total") - before
     assert generated < 300, generated
+
+
+def test_tokenize_and_detokenize_round_trip(api_server: ServerProcess) -> None:
+    text = "def square(x):\n    return x * x\n"
+    r = _post(api_server, "/tokenize", {"content": text})
+    assert r.status_code == 200, r.text
+    ids = r.json()["tokens"]
+    assert ids and all(isinstance(t, int) for t in ids)
+    pieces = _post(api_server, "/tokenize", {"content": text, "with_pieces": True}).json()
+    assert [p["id"] for p in pieces["tokens"]] == ids
+    assert "".join(p["piece"] for p in pieces["tokens"]) == text
+    back = _post(api_server, "/detokenize", {"tokens": ids})
+    assert back.status_code == 200 and back.json()["content"] == text
+    # the same ids the completion endpoint counts as the prompt
+    usage = _post(api_server, "/v1/completions", {"prompt": text, "max_tokens": 1}).json()
+    with_bos = _post(api_server, "/tokenize", {"content": text, "add_special": True}).json()
+    assert usage["usage"]["prompt_tokens"] == len(with_bos["tokens"])
+    bad = _post(api_server, "/detokenize", {"tokens": [10**9]})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "tokens"
