@@ -241,7 +241,10 @@ class Runtime:
         max_tokens: int = 128,
         sampling: SamplingParams | None = None,
         seed: int | None = None,
+        reuse_prefix: int = 0,
     ) -> GenerationStream:
+        """``reuse_prefix``: the first tokens of ``prompt_tokens`` are already in the context's
+        KV cache, from the previous generation in it (the server's prompt cache)."""
         if not prompt_tokens:
             raise UsageError("the prompt is empty; pass the text to continue or a question")
         if max_tokens < 1:
@@ -275,7 +278,7 @@ class Runtime:
         if set_busy is not None:
             set_busy(True)
         try:
-            state.start(prompt_tokens)
+            state.start(prompt_tokens, reuse=reuse_prefix)
         except BaseException:
             if set_busy is not None:
                 set_busy(False)

@@ -88,10 +88,20 @@ class DecodeState:
         )
 
     # -- setup ----------------------------------------------------------------------------------
-    def start(self, prompt: Sequence[int]) -> None:
+    def start(self, prompt: Sequence[int], *, reuse: int = 0) -> None:
+        """Evaluate the prompt; ``reuse``: its first tokens are already in the context's KV
+        cache (a slot's previous request began the same way), so only the rest is evaluated.
+        The last prompt token is always evaluated: its logits and hidden state start the
+        generation."""
         t0 = time.perf_counter()
-        self.ctx.reset()
-        self.ctx.decode(list(prompt))
+        reuse = max(0, min(reuse, len(prompt) - 1, self.ctx.n_past))
+        if reuse:
+            self.ctx.truncate(reuse)
+            self.ctx.decode(list(prompt[reuse:]))
+        else:
+            self.ctx.reset()
+            self.ctx.decode(list(prompt))
+        self.trace.cached_prompt_tokens = reuse
         self.prompt_len = len(prompt)
         self.trace.prompt_tokens = len(prompt)
         t1 = time.perf_counter()

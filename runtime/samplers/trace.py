@@ -26,6 +26,9 @@ class Trace(BaseModel):
     verifier: str
     seed: int | None = None
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = Field(
+        0, description="Of the prompt, tokens reused from the slot's KV cache (not evaluated)."
+    )
     emitted_tokens: int = Field(0, description="Tokens in the final output.")
     generated_tokens: int = Field(0, description="Tokens sampled, including later rolled back.")
     rolled_back_tokens: int = 0
@@ -66,11 +69,16 @@ class Trace(BaseModel):
         return self.emitted_tokens / busy if busy > 0 else 0.0
 
     @property
+    def evaluated_prompt_tokens(self) -> int:
+        """Prompt tokens the main model evaluated (the cached ones it did not)."""
+        return self.prompt_tokens - self.cached_prompt_tokens
+
+    @property
     def forward_per_emitted(self) -> float:
         """Forward-token evaluations (main + verifier, prompt excluded) per emitted token."""
         if self.emitted_tokens == 0:
             return 0.0
-        main = self.main_forward_tokens - self.prompt_tokens
+        main = self.main_forward_tokens - self.evaluated_prompt_tokens
         ver = self.verifier_forward_tokens - self.verifier_prompt_tokens
         return (main + ver) / self.emitted_tokens
 

@@ -79,6 +79,8 @@ class ServerCore:
         self.draining = False
         self.load_error: str | None = None
         self.pool = SlotPool(settings.parallel)
+        #: per slot, the tokens its KV cache holds after its last request (the prompt cache)
+        self._cached: list[list[int]] = [[] for _ in range(settings.parallel)]
         self.loop: asyncio.AbstractEventLoop | None = None
         self._threads: set[threading.Thread] = set()
         self._ewma_s = 2.0
@@ -263,8 +265,22 @@ class ServerCore:
         waves = (self.pool.waiting + self.pool.active) / max(1, self.settings.parallel)
         return str(max(1, min(60, math.ceil(self._ewma_s * max(1.0, waves)))))
 
+    def cached_prefix(self, slot: int, prompt: Sequence[int]) -> int:
+        """Tokens at the start of ``prompt`` that ``slot``'s KV cache already holds."""
+        if not self.settings.prompt_cache:
+            return 0
+        held = self._cached[slot]
+        n = min(len(held), len(prompt))
+        i = 0
+        while i < n and held[i] == prompt[i]:
+            i += 1
+        return i
+
     async def acquire(
-        self, deadline: float, disconnected: Callable[[], Awaitable[bool]] | None
+        self,
+        deadline: float,
+        disconnected: Callable[[], Awaitable[bool]] | None,
+        prompt: Sequence[int] = (),
     ) -> int:
         pool, m = self.pool, self.metrics
         if not pool.free and pool.waiting >= self.settings.queue:
@@ -278,7 +294,8 @@ class ServerCore:
             )
         m.queue_depth.inc()
         try:
-            slot = await pool.acquire(deadline - time.monotonic(), disconnected)
+            prefer = (lambda slot: self.cached_prefix(slot, prompt)) if prompt else None
+            slot = await pool.acquire(deadline - time.monotonic(), disconnected, prefer)
         except asyncio.TimeoutError:
             m.refused.labels("queue_timeout").inc()
             raise APIError(
@@ -332,12 +349,15 @@ class ServerCore:
                 ctx=GuardedSlot(self.engine.slot(job.slot), job),
             )
             verifier = None  # the runtime owns it now
+            reuse = self.cached_prefix(job.slot, req.prompt_tokens) if req.cache_prompt else 0
+            self._cached[job.slot] = []  # unknown until this request ends well
             try:
                 stream = rt.stream(
                     req.prompt_tokens,
                     max_tokens=req.max_tokens,
                     sampling=req.sampling,
                     seed=req.seed,
+                    reuse_prefix=reuse,
                 )
             except Stopped:
                 if job.timed_out:
@@ -350,6 +370,8 @@ class ServerCore:
                 raise
             job.post(Started())
             fin = self._generate(job, stream)
+            if self.settings.prompt_cache:
+                self._cached[job.slot] = list(req.prompt_tokens) + fin.tokens
             reason = "cancelled" if job.cancel.is_set() else fin.finish_reason
             self.metrics.record(fin.trace, reason)
             job.post(fin)
@@ -405,4 +427,4 @@ class ServerCore:
         trace = result.trace
         finish = "stop" if hit else ("length" if job.timed_out else trace.finish_reason)
         trace.finish_reason = finish
-        return Finished("".join(parts), trace, finish, job.timed_out)
+        return Finished("".join(parts), trace, finish, job.timed_out, list(result.tokens))

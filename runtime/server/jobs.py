@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -42,6 +42,7 @@ class Finished:
     trace: Trace
     finish_reason: str
     timed_out: bool
+    tokens: list[int] = field(default_factory=list)  # what the slot's KV cache holds after it
 
 
 @dataclass
@@ -73,6 +74,7 @@ class GenerationRequest:
     stop: list[str]
     stream: bool
     deadline: float  # time.monotonic() after which the generation is cut short
+    cache_prompt: bool = True  # reuse the slot's KV cache for the prompt's common prefix
 
 
 class StopMatcher:
@@ -216,10 +218,18 @@ class SlotPool:
         return self.n - len(self.free)
 
     async def acquire(
-        self, timeout: float, disconnected: Callable[[], Awaitable[bool]] | None = None
+        self,
+        timeout: float,
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+        prefer: Callable[[int], int] | None = None,
     ) -> int:
+        """A free slot (the one ``prefer`` scores highest, ties: the most recently freed),
+        else the next one released, first come first served."""
         if self.free and not self.waiting:
-            return self.free.pop()
+            if prefer is None:
+                return self.free.pop()
+            best = max(range(len(self.free)), key=lambda i: (prefer(self.free[i]), i))
+            return self.free.pop(best)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
         self.waiters.append(fut)

@@ -106,6 +106,11 @@ class Metrics:
         self.prompt_tokens = Counter(
             "backplan_prompt_tokens", "Prompt tokens evaluated", registry=r
         )
+        self.cached_prompt_tokens = Counter(
+            "backplan_prompt_cached_tokens",
+            "Prompt tokens reused from a slot's KV cache instead of evaluated",
+            registry=r,
+        )
         self.generated_tokens = Counter(
             "backplan_generated_tokens", "Tokens emitted to clients", registry=r
         )
@@ -151,12 +156,13 @@ class Metrics:
         self.registry.register(_EnergyCollector(meter, lambda: self._emitted))
 
     def record(self, trace: Trace, finish_reason: str) -> None:
-        self.prompt_tokens.inc(trace.prompt_tokens)
+        self.prompt_tokens.inc(trace.evaluated_prompt_tokens)
+        self.cached_prompt_tokens.inc(trace.cached_prompt_tokens)
         self.generated_tokens.inc(trace.emitted_tokens)
         self._emitted += trace.emitted_tokens
         self.sampled_tokens.inc(trace.generated_tokens)
         self.forward_tokens.labels("main").inc(
-            max(0, trace.main_forward_tokens - trace.prompt_tokens)
+            max(0, trace.main_forward_tokens - trace.evaluated_prompt_tokens)
         )
         self.forward_tokens.labels("verifier").inc(
             max(0, trace.verifier_forward_tokens - trace.verifier_prompt_tokens)

@@ -168,4 +168,5 @@ def generation_request(
         stop=stops,
         stream=body.stream,
         deadline=time.monotonic() + s.timeout_s,
+        cache_prompt=not ext or ext.cache_prompt,
     )

@@ -26,6 +26,7 @@ from runtime.server.schemas import (
     CompletionChoice,
     CompletionRequest,
     CompletionResponse,
+    PromptTokensDetails,
     Usage,
 )
 
@@ -63,6 +64,7 @@ def usage_of(fin: Finished) -> Usage:
         prompt_tokens=t.prompt_tokens,
         completion_tokens=t.emitted_tokens,
         total_tokens=t.prompt_tokens + t.emitted_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=t.cached_prompt_tokens),
     )
 
 
@@ -76,7 +78,9 @@ async def run_generation(
     t_arrive = time.monotonic()
     disconnected: Callable[[], Awaitable[bool]] = request.is_disconnected
     try:
-        slot = await core.acquire(gen.deadline, disconnected)
+        slot = await core.acquire(
+            gen.deadline, disconnected, gen.prompt_tokens if gen.cache_prompt else ()
+        )
     except ClientGone:
         return Response(status_code=499)
     queue_s = time.monotonic() - t_arrive

@@ -35,6 +35,13 @@ class BackplanOptions(BaseModel):
     )
     strategy: StrategyName | None = Field(None, description=STRATEGY_HELP)
     ignore_eos: bool = Field(False, description="Never stop at end of text (fixed length).")
+    cache_prompt: bool = Field(
+        True,
+        description="Reuse the slot's KV cache for the prompt's common prefix (with the "
+        "server's --prompt-cache). As in llama-server, logits of a prompt evaluated in parts "
+        "are not bit-for-bit those of one evaluated whole, so a greedy answer may differ in "
+        "rare cases; false evaluates the whole prompt (bit-reproducible).",
+    )
 
 
 class StreamOptions(BaseModel):
@@ -104,10 +111,15 @@ class ChatRequest(_Common):
 # -- responses -------------------------------------------------------------------------------
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(0, description="Prompt tokens reused from the slot's KV cache.")
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
 
 
 class Backtrack(BaseModel):

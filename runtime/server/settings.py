@@ -76,6 +76,11 @@ class ServerSettings(BaseModel):
     queue: int = Field(
         32, ge=0, le=4096, description="Requests that may wait for a slot; beyond it: 429."
     )
+    prompt_cache: bool = Field(
+        True,
+        description="Keep each slot's KV cache after a request; a new request reuses the "
+        "longest common token prefix and goes to the free slot with the longest match.",
+    )
     max_tokens_limit: int = Field(
         2048, ge=1, le=131072, description="Largest max_tokens a request may ask for."
     )

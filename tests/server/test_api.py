@@ -341,3 +341,36 @@ def test_tokenize_and_detokenize_round_trip(api_server: ServerProcess) -> None:
     assert usage["usage"]["prompt_tokens"] == len(with_bos["tokens"])
     bad = _post(api_server, "/detokenize", {"tokens": [10**9]})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "tokens"
+
+
+def test_prompt_cache_reuses_a_slots_kv_for_the_next_turn(
+    api_server: ServerProcess, client: openai.OpenAI
+) -> None:
+    before = _metric(api_server, "backplan_prompt_cached_tokens_total")
+    turn1: list[Any] = [
+        {"role": "system", "content": "You answer in one short sentence. " * 20},
+        {"role": "user", "content": "What is a Python list?"},
+    ]
+    kw: dict[str, Any] = {"model": "smollm2-135m", "max_tokens": 12, "temperature": 0}
+    first = client.chat.completions.create(messages=turn1, **kw)
+    details = first.usage.prompt_tokens_details  # type: ignore[union-attr]
+    assert details is not None
+    turn2 = [
+        *turn1,
+        {"role": "assistant", "content": first.choices[0].message.content},
+        {"role": "user", "content": "And a tuple?"},
+    ]
+    second = client.chat.completions.create(messages=turn2, **kw)
+    cached = second.usage.prompt_tokens_details.cached_tokens  # type: ignore[union-attr]
+    # the system message and the first question are the same tokens: reused, not evaluated
+    assert first.usage.prompt_tokens // 2 < cached < second.usage.prompt_tokens  # type: ignore[union-attr]
+    assert _metric(api_server, "backplan_prompt_cached_tokens_total") >= before + cached
+    # the same request again: all but the last prompt token come from the cache
+    again = client.chat.completions.create(messages=turn2, **kw)
+    assert again.usage.prompt_tokens_details.cached_tokens == second.usage.prompt_tokens - 1  # type: ignore[union-attr]
+    assert again.choices[0].message.content
+    # a request may opt out: the whole prompt is evaluated
+    whole = client.chat.completions.create(
+        messages=turn2, extra_body={"backplan": {"cache_prompt": False}}, **kw
+    )
+    assert whole.usage.prompt_tokens_details.cached_tokens == 0  # type: ignore[union-attr]

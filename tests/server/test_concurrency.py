@@ -39,6 +39,9 @@ def _ask(server: ServerProcess, prompt: str, *, stream: bool) -> tuple[int, str]
         "max_tokens": MAX_TOKENS,
         "temperature": 0,
         "stream": stream,
+        # bit-for-bit answers: a prompt evaluated in parts (the prompt cache) may round
+        # differently from one evaluated whole, as in llama-server
+        "backplan": {"cache_prompt": False},
     }
     with httpx.Client(base_url=server.url, timeout=300) as c:
         if not stream:
