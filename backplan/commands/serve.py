@@ -18,7 +18,12 @@ def _params() -> list[click.Parameter]:
     params: list[click.Parameter] = []
     for spec in option_specs():
         kw: dict[str, Any] = {"help": spec.help}
-        if spec.kind == "bool":
+        decls = [spec.flag, spec.name]
+        if spec.kind == "bool" and spec.default:
+            # on by default: --X/--no-X, so the default is the setting's, not click's False
+            decls = [f"{spec.flag}/--no-{spec.flag.removeprefix('--')}", spec.name]
+            kw.update(default=True, show_default=True)
+        elif spec.kind == "bool":
             kw.update(is_flag=True, default=False)
         elif spec.kind == "list":
             kw.update(multiple=True, default=())
@@ -30,7 +35,7 @@ def _params() -> list[click.Parameter]:
                 "choice": click.Choice(list(spec.choices)),
             }[spec.kind]
             kw.update(type=kind, default=spec.default, show_default=spec.default is not None)
-        params.append(click.Option([spec.flag, spec.name], **kw))
+        params.append(click.Option(decls, **kw))
     return params
 
 

@@ -22,7 +22,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
     for spec in option_specs():
         kw: dict[str, Any] = {"dest": spec.name, "help": spec.help, "default": None}
         if spec.kind == "bool":
-            kw["action"] = "store_true"
+            kw["action"] = argparse.BooleanOptionalAction if spec.default else "store_true"
         elif spec.kind == "list":
             kw["action"] = "append"
         elif spec.kind == "choice":

@@ -111,5 +111,11 @@ def test_every_setting_is_a_flag_of_both_entry_points() -> None:
     ctx = serve.make_context("serve", list(argv))
     assert ServerSettings(**{**ctx.params, "api_key": list(ctx.params["api_key"])}) == s
     assert parse_args([]) == ServerSettings()
+    # no flags: both entry points give the settings' defaults (a setting on by default too)
+    bare = serve.make_context("serve", [])
+    assert ServerSettings(**{**bare.params, "api_key": []}) == ServerSettings()
+    assert ServerSettings().prompt_cache and not parse_args(["--no-prompt-cache"]).prompt_cache
+    off = serve.make_context("serve", ["--no-prompt-cache"])
+    assert off.params["prompt_cache"] is False
     with pytest.raises(SystemExit):
         parse_args(["--parallel", "0"])
