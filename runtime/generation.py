@@ -24,6 +24,7 @@ from runtime.errors import ContextOverflowError, UsageError
 from runtime.models.fetch import model_path
 from runtime.models.registry import DEFAULT_MODEL
 from runtime.samplers.choice import SamplingParams, TokenChooser
+from runtime.samplers.logprobs import TokenLogprob
 from runtime.samplers.regenerate import RegenerateParams
 from runtime.samplers.state import DecodeState
 from runtime.samplers.strategies import (
@@ -90,6 +91,9 @@ class Generation(BaseModel):
     text: str
     tokens: list[int]
     trace: Trace
+    logprobs: list[TokenLogprob] | None = Field(
+        None, description="Per output token, when asked: its log-probability and alternatives."
+    )
 
 
 class GenerationStream:
@@ -156,7 +160,8 @@ class GenerationStream:
             trace.isolation = now.isolation
         trace.seconds.total_s = time.perf_counter() - self._t_start
         text = self._rt.model.detokenize(state.tokens)
-        return Generation(text=text, tokens=list(state.tokens), trace=trace)
+        logprobs = None if state.top_logprobs is None else list(state.logprobs)
+        return Generation(text=text, tokens=list(state.tokens), trace=trace, logprobs=logprobs)
 
     def collect(self) -> Generation:
         for _ in self:
@@ -242,9 +247,11 @@ class Runtime:
         sampling: SamplingParams | None = None,
         seed: int | None = None,
         reuse_prefix: int = 0,
+        logprobs: int | None = None,
     ) -> GenerationStream:
         """``reuse_prefix``: the first tokens of ``prompt_tokens`` are already in the context's
-        KV cache, from the previous generation in it (the server's prompt cache)."""
+        KV cache, from the previous generation in it (the server's prompt cache).
+        ``logprobs``: report each output token's log-probability and this many alternatives."""
         if not prompt_tokens:
             raise UsageError("the prompt is empty; pass the text to continue or a question")
         if max_tokens < 1:
@@ -270,6 +277,7 @@ class Runtime:
             chooser,
             trace,
             keep_logits=self.strategy.keep_logits,
+            top_logprobs=logprobs,
         )
         ver_before = dataclasses.replace(self.verifier.stats) if self.verifier else None
         fwd_before = self.ctx.forward_tokens

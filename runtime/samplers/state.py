@@ -16,6 +16,7 @@ import numpy as np
 from runtime.engine.llama import Model
 from runtime.engine.protocol import DecodeContext
 from runtime.samplers.choice import TokenChooser
+from runtime.samplers.logprobs import TokenLogprob, token_logprob
 from runtime.samplers.trace import Trace
 from runtime.verifiers.base import Verifier
 
@@ -68,6 +69,7 @@ class DecodeState:
         trace: Trace,
         *,
         keep_logits: int = 0,
+        top_logprobs: int | None = None,
     ) -> None:
         self.model = model
         self.ctx = ctx
@@ -79,6 +81,9 @@ class DecodeState:
         self.prompt_len = 0
         self.tokens: list[int] = []
         self.values: list[float] = []  # values[i] = V(tokens[: i + 1]) once scored
+        #: None: not asked; else the alternatives to report per token (logprobs[i]: tokens[i])
+        self.top_logprobs = top_logprobs
+        self.logprobs: list[TokenLogprob] = []
         self.root_value = 1.0
         self._hashes: list[int] = [0]  # _hashes[i] identifies tokens[:i]
         self._bans: dict[int, set[int]] = {}
@@ -146,6 +151,8 @@ class DecodeState:
 
     def push(self, token: int, *, keep_logits: bool = True, pin: bool = False) -> None:
         """Append ``token``: evaluate it in the main model and hand it to the verifier."""
+        if self.top_logprobs is not None:  # the distribution it was drawn from, before it
+            self.logprobs.append(token_logprob(self.next_logits(), token, self.top_logprobs))
         t0 = time.perf_counter()
         self.ctx.decode_one(token)
         t1 = time.perf_counter()
@@ -190,6 +197,7 @@ class DecodeState:
         del self.tokens[length:]
         del self._hashes[length + 1 :]
         del self.values[length:]
+        del self.logprobs[length:]
         if self.cache is not None:
             self.cache.drop_above(length)
         self._fresh = False

@@ -26,6 +26,7 @@ from runtime.errors import BackplanError, UsageError
 from runtime.generation import Generation, GenerationStream, Runtime, RuntimeSettings
 from runtime.models.fetch import model_path
 from runtime.models.registry import lookup
+from runtime.samplers.logprobs import TokenLogprob
 from runtime.server.errors import APIError, from_backplan
 from runtime.server.jobs import (
     Chunk,
@@ -51,6 +52,19 @@ from runtime.verifiers.spec import VerifierSpec
 log = logging.getLogger(__name__)
 
 MAX_VERIFIER_PARTS = 4
+
+
+def within(model: Model, logprobs: list[TokenLogprob], text: str) -> list[TokenLogprob]:
+    """The entries of the tokens that lie wholly inside ``text`` (a stop string may cut the
+    output short of the generated tokens)."""
+    limit = len(text.encode("utf-8"))
+    out, used = [], 0
+    for lp in logprobs:
+        used += len(model.piece(lp.token))
+        if used > limit:
+            break
+        out.append(lp)
+    return out
 
 
 class ServerCore:
@@ -358,6 +372,7 @@ class ServerCore:
                     sampling=req.sampling,
                     seed=req.seed,
                     reuse_prefix=reuse,
+                    logprobs=req.logprobs,
                 )
             except Stopped:
                 if job.timed_out:
@@ -427,4 +442,9 @@ class ServerCore:
         trace = result.trace
         finish = "stop" if hit else ("length" if job.timed_out else trace.finish_reason)
         trace.finish_reason = finish
-        return Finished("".join(parts), trace, finish, job.timed_out, list(result.tokens))
+        text = "".join(parts)
+        logprobs = None
+        if result.logprobs is not None:
+            assert self.model is not None
+            logprobs = within(self.model, result.logprobs, text)
+        return Finished(text, trace, finish, job.timed_out, list(result.tokens), logprobs)

@@ -21,6 +21,7 @@ import numpy as np
 
 from runtime.engine.batch import SlotContext
 from runtime.samplers.choice import SamplingParams
+from runtime.samplers.logprobs import TokenLogprob
 from runtime.samplers.trace import Trace
 from runtime.server.errors import APIError
 
@@ -43,6 +44,7 @@ class Finished:
     finish_reason: str
     timed_out: bool
     tokens: list[int] = field(default_factory=list)  # what the slot's KV cache holds after it
+    logprobs: list[TokenLogprob] | None = None  # of the returned text's tokens, when asked
 
 
 @dataclass
@@ -75,6 +77,7 @@ class GenerationRequest:
     stream: bool
     deadline: float  # time.monotonic() after which the generation is cut short
     cache_prompt: bool = True  # reuse the slot's KV cache for the prompt's common prefix
+    logprobs: int | None = None  # None: not asked; else alternatives per output token
 
 
 class StopMatcher:

@@ -169,4 +169,23 @@ def generation_request(
         stream=body.stream,
         deadline=time.monotonic() + s.timeout_s,
         cache_prompt=not ext or ext.cache_prompt,
+        logprobs=logprobs_asked(body),
     )
+
+
+def logprobs_asked(body: CompletionRequest | ChatRequest) -> int | None:
+    """Alternatives per output token the request asks for (None: no logprobs)."""
+    if isinstance(body, ChatRequest):
+        if body.top_logprobs is not None and not body.logprobs:
+            raise APIError(400, "top_logprobs needs logprobs: true; add it", param="top_logprobs")
+        asked = (body.top_logprobs or 0) if body.logprobs else None
+        param = "logprobs"
+    else:
+        asked, param = body.logprobs, "logprobs"
+    if asked is not None and body.stream:
+        raise APIError(
+            400,
+            "logprobs are returned with the whole answer; send stream: false to get them",
+            param=param,
+        )
+    return asked

@@ -21,12 +21,16 @@ from runtime.server.schemas import (
     AssistantMessage,
     Backtrack,
     ChatChoice,
+    ChatLogprobs,
     ChatRequest,
     ChatResponse,
     CompletionChoice,
+    CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
+    ContentLogprob,
     PromptTokensDetails,
+    TopLogprob,
     Usage,
 )
 
@@ -55,6 +59,45 @@ def backtrack_of(fin: Finished, queue_s: float) -> Backtrack:
         code_runs=t.code_runs,
         code_cpu_s=round(t.code_cpu_s, 4),
         isolation=t.isolation,
+    )
+
+
+def _piece(core: ServerCore, token: int) -> tuple[str, list[int]]:
+    assert core.model is not None
+    raw = core.model.piece(token)
+    return raw.decode("utf-8", "replace"), list(raw)
+
+
+def chat_logprobs(core: ServerCore, fin: Finished) -> ChatLogprobs | None:
+    if fin.logprobs is None:
+        return None
+    content = []
+    for lp in fin.logprobs:
+        text, raw = _piece(core, lp.token)
+        top = [
+            TopLogprob(token=t, logprob=v, bytes=b)
+            for (t, b), v in ((_piece(core, tok), v) for tok, v in lp.top)
+        ]
+        content.append(ContentLogprob(token=text, logprob=lp.logprob, bytes=raw, top_logprobs=top))
+    return ChatLogprobs(content=content)
+
+
+def completion_logprobs(core: ServerCore, fin: Finished) -> CompletionLogprobs | None:
+    if fin.logprobs is None:
+        return None
+    tokens, offsets, top = [], [], []
+    at = 0
+    for lp in fin.logprobs:
+        text, _ = _piece(core, lp.token)
+        tokens.append(text)
+        offsets.append(at)
+        at += len(text)
+        top.append({_piece(core, t)[0]: v for t, v in lp.top})
+    return CompletionLogprobs(
+        tokens=tokens,
+        token_logprobs=[lp.logprob for lp in fin.logprobs],
+        top_logprobs=top,
+        text_offset=offsets,
     )
 
 
@@ -113,7 +156,14 @@ async def run_generation(
                 model=core.model_id,
                 usage=usage,
                 backtrack=backtrack,
-                choices=[CompletionChoice(index=0, text=ev.text, finish_reason=ev.finish_reason)],
+                choices=[
+                    CompletionChoice(
+                        index=0,
+                        text=ev.text,
+                        logprobs=completion_logprobs(core, ev),
+                        finish_reason=ev.finish_reason,
+                    )
+                ],
             )
         else:
             out = ChatResponse(
@@ -126,6 +176,7 @@ async def run_generation(
                     ChatChoice(
                         index=0,
                         message=AssistantMessage(content=ev.text),
+                        logprobs=chat_logprobs(core, ev),
                         finish_reason=ev.finish_reason,
                     )
                 ],

@@ -1,8 +1,8 @@
 """Request and response bodies of the OpenAI-compatible API (the subset backplan serves).
 
 Unknown top-level fields are ignored (clients send many); the ``backplan`` extension field is
-strict. Parameters backplan cannot honour (``n`` > 1, ``logprobs``, ``echo``, tools) are
-refused with a 400 rather than silently ignored.
+strict. Parameters backplan cannot honour (``n`` > 1, ``logprobs`` with ``stream``, ``echo``,
+tools) are refused with a 400 rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -82,7 +82,13 @@ class CompletionRequest(_Common):
         description="Tokens to generate at most (default 16, or the server's limit if lower).",
     )
     echo: bool = Field(False, description="Not supported (must be false).")
-    logprobs: int | None = Field(None, description="Not supported (must be null).")
+    logprobs: int | None = Field(
+        None,
+        ge=0,
+        le=5,
+        description="Return each output token's log-probability and this many alternatives "
+        "(0-5; not with stream). Only committed tokens: a rolled-back token never appears.",
+    )
     suffix: str | None = Field(None, description="Not supported (must be null).")
 
 
@@ -104,7 +110,14 @@ class ChatMessage(BaseModel):
 class ChatRequest(_Common):
     messages: list[ChatMessage] = Field(..., min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, description="Alias of max_tokens.")
-    logprobs: bool | None = Field(None, description="Not supported (must be false or null).")
+    logprobs: bool | None = Field(
+        None,
+        description="Return each output token's log-probability (not with stream). Only "
+        "committed tokens: a rolled-back token never appears.",
+    )
+    top_logprobs: int | None = Field(
+        None, ge=0, le=20, description="Alternatives per token (0-20; needs logprobs)."
+    )
     tools: list[dict[str, object]] | None = Field(None, description="Not supported.")
 
 
@@ -146,10 +159,19 @@ class Backtrack(BaseModel):
     isolation: str | None = Field(None, description="jail (bubblewrap) when code ran.")
 
 
+class CompletionLogprobs(BaseModel):
+    """The legacy completions shape: parallel lists, one entry per output token."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]] | None
+    text_offset: list[int]
+
+
 class CompletionChoice(BaseModel):
     index: int
     text: str
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
     finish_reason: str | None
 
 
@@ -168,10 +190,24 @@ class AssistantMessage(BaseModel):
     content: str
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class ContentLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    content: list[ContentLogprob]
+
+
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: str | None
 
 

@@ -226,7 +226,14 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("prompt beyond the context", "/v1/completions", {"prompt": "hello " * 700}, 400),
     ("prompt over the limit", "/v1/completions", {"prompt": "hello " * 2100}, 400),
     ("unknown model", "/v1/completions", {"prompt": "x", "model": "gpt-9"}, 404),
-    ("logprobs", "/v1/completions", {"prompt": "x", "logprobs": 2}, 400),
+    ("logprobs streamed", "/v1/completions", {"prompt": "x", "logprobs": 2, "stream": True}, 400),
+    ("logprobs over 5", "/v1/completions", {"prompt": "x", "logprobs": 6}, 400),
+    (
+        "top_logprobs without logprobs",
+        "/v1/chat/completions",
+        {"messages": [{"role": "user", "content": "y"}], "top_logprobs": 2},
+        400,
+    ),
     ("bad extension", "/v1/completions", {"prompt": "x", "backplan": {"strategy": "x"}}, 400),
     ("extension typo", "/v1/completions", {"prompt": "x", "backplan": {"verfier": "x"}}, 400),
     ("too many stops", "/v1/completions", {"prompt": "x", "stop": ["a"] * 17}, 400),
@@ -374,3 +381,39 @@ def test_prompt_cache_reuses_a_slots_kv_for_the_next_turn(
         messages=turn2, extra_body={"backplan": {"cache_prompt": False}}, **kw
     )
     assert whole.usage.prompt_tokens_details.cached_tokens == 0  # type: ignore[union-attr]
+
+
+def test_logprobs_cover_the_committed_tokens_only(client: openai.OpenAI) -> None:
+    import math
+
+    kw: dict[str, Any] = {"model": "smollm2-135m", "max_tokens": 24, "temperature": 0}
+    chat = client.chat.completions.create(
+        messages=[{"role": "user", "content": CODE_PROMPT}], logprobs=True, top_logprobs=3, **kw
+    )
+    content = chat.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content is not None
+    assert len(content) == chat.usage.completion_tokens  # type: ignore[union-attr]
+    assert "".join(c.token for c in content) == chat.choices[0].message.content
+    for c in content:
+        assert c.logprob <= 0 and len(c.top_logprobs) == 3
+        tops = [t.logprob for t in c.top_logprobs]
+        assert tops == sorted(tops, reverse=True)
+        assert math.isclose(c.logprob, tops[0], abs_tol=1e-6)  # greedy: the chosen is the best
+    # with backtracking: the rolled-back tokens never appear; the rest still line up
+    ext = {"backplan": {"verifier": "syntax", "strategy": "threshold"}}
+    backed = client.chat.completions.create(
+        messages=[{"role": "user", "content": CODE_PROMPT}], logprobs=True, extra_body=ext, **kw
+    )
+    got = backed.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert got is not None
+    assert "".join(c.token for c in got) == backed.choices[0].message.content
+    comp = client.completions.create(prompt="def add(a, b):", logprobs=2, **kw)
+    lp = comp.choices[0].logprobs
+    assert lp is not None and lp.tokens is not None and lp.token_logprobs is not None
+    assert "".join(lp.tokens) == comp.choices[0].text
+    assert lp.text_offset is not None and lp.text_offset[0] == 0
+    assert all(len(t) == 2 for t in lp.top_logprobs or [])
+    # a stop string cuts the text: the logprobs stop with it
+    cut = client.completions.create(prompt="def add(a, b):", logprobs=0, stop=["return"], **kw)
+    toks = cut.choices[0].logprobs.tokens  # type: ignore[union-attr]
+    assert toks is not None and "".join(toks) == cut.choices[0].text[: len("".join(toks))]

@@ -33,8 +33,6 @@ async def completions(body: CompletionRequest, request: Request, core: Core) -> 
     core.check_model(body.model)
     if body.echo:
         raise APIError(400, "echo is not supported; prepend the prompt yourself", param="echo")
-    if body.logprobs is not None:
-        raise APIError(400, "logprobs are not supported", param="logprobs")
     if body.suffix:
         raise APIError(400, "suffix (fill-in-the-middle) is not supported", param="suffix")
     tokens = await run_in_threadpool(prompt_from_completion, core, body)
@@ -50,8 +48,6 @@ async def chat_completions(body: ChatRequest, request: Request, core: Core) -> R
     """Answer a conversation (the GGUF's chat template). ``stream`` sends SSE chunks."""
     core.require_ready()
     core.check_model(body.model)
-    if body.logprobs:
-        raise APIError(400, "logprobs are not supported", param="logprobs")
     if body.tools:
         raise APIError(400, "tools are not supported", param="tools")
     tokens = await run_in_threadpool(prompt_from_chat, core, body)
