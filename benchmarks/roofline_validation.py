@@ -71,15 +71,7 @@ ARCH: dict[str, dict[str, Any]] = {
         params_b=7.62, n_layers=28, hidden=3584, kv_heads=4, head_dim=128, vocab=152064, tied=False
     ),
 }
-BITS = {
-    "Q4_0": 4.5,
-    "Q4_1": 5.0,
-    "Q4_K_M": 4.85,
-    "Q5_K_M": 5.69,
-    "Q6_K": 6.56,
-    "Q8_0": 8.5,
-    "F16": 16.0,
-}
+from planner.capacity.shapes import BITS_PER_WEIGHT as BITS  # noqa: E402  (one table)
 
 
 def _arch_key(model: str) -> str:

@@ -25,9 +25,11 @@ import numpy as np
 
 from planner.quality.dataset import load_humaneval
 from planner.quality.harness import build_prompt
+from planner.verifier_training.features import reader_models
 from planner.verifier_training.rollouts import Rollout
 from runtime.atomic import atomic_write
 from runtime.errors import UsageError
+from runtime.samplers.logprobs import token_logprob
 
 #: The per-answer feature sets a head can read (``last+mean`` concatenates the two).
 FEATURE_SETS = ("last", "mean", "last+mean")
@@ -195,11 +197,6 @@ def cached_answer_features(
     return have.select([rollout_key(r) for r in rollouts])
 
 
-def _log_softmax_at(logits: np.ndarray, token: int) -> float:
-    top = float(logits.max())
-    return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
-
-
 def answer_features(
     main_ref: str,
     reader_ref: str,
@@ -211,22 +208,11 @@ def answer_features(
     """Per-answer hidden-state features read by ``reader_ref``, and ``main_ref``'s token
     log-probabilities of each answer (``main_ref`` tokenises)."""
     from runtime.engine.chat import chat_prompt_tokens
-    from runtime.engine.llama import Context, Model
-    from runtime.models.fetch import file_sha256 as model_sha256
-    from runtime.models.fetch import model_path
+    from runtime.engine.llama import Context
 
     problems = {p.task_id: p for p in load_humaneval()}
-    main_path = model_path(main_ref)
-    reader_path = main_path if reader_ref == main_ref else model_path(reader_ref)
     cpu0 = time.process_time()
-    main = Model(main_path)
-    reader = main if reader_path == main_path else Model(reader_path)
-    try:
-        if reader.n_vocab != main.n_vocab:
-            raise UsageError(
-                f"{reader_ref} has another vocabulary than {main_ref} ({reader.n_vocab} vs "
-                f"{main.n_vocab} tokens); a separate verifier must share the main tokenizer"
-            )
+    with reader_models(main_ref, reader_ref) as (main, reader, reader_sha):
         ctx = Context(reader, n_ctx=n_ctx, embeddings=True)
         main_ctx = ctx if reader is main else Context(main, n_ctx=n_ctx)
         last, mean, length, mean_lp, min_lp = [], [], [], [], []
@@ -254,10 +240,6 @@ def answer_features(
         if main_ctx is not ctx:
             main_ctx.close()
         ctx.close()
-    finally:
-        if reader is not main:
-            reader.close()
-        main.close()
     return AnswerFeatures(
         last=np.asarray(last, dtype=np.float32),
         mean=np.asarray(mean, dtype=np.float32),
@@ -270,7 +252,7 @@ def answer_features(
         key=np.asarray([rollout_key(r) for r in rollouts]),
         tokens_processed=processed,
         cpu_s=round(time.process_time() - cpu0, 2),
-        model_sha256=model_sha256(reader_path),
+        model_sha256=reader_sha,
     )
 
 
@@ -284,7 +266,7 @@ def _read(
     assert isinstance(ctx, Context)
     ctx.reset()
     ctx.decode(prompt)
-    logprobs = [_log_softmax_at(ctx.logits(), answer[0])] if with_logprobs else []
+    logprobs = [token_logprob(ctx.logits(), answer[0], 0).logprob] if with_logprobs else []
     rows: list[np.ndarray] = []
     for start in range(0, len(answer), ctx.n_batch):
         chunk = answer[start : start + ctx.n_batch]
@@ -293,6 +275,6 @@ def _read(
             rows.extend(ctx.hidden_all(len(chunk)))
         if with_logprobs:
             nxt = answer[start + 1 : start + 1 + len(chunk)]
-            logprobs.extend(_log_softmax_at(ctx.logits(j), t) for j, t in enumerate(nxt))
+            logprobs.extend(token_logprob(ctx.logits(j), t, 0).logprob for j, t in enumerate(nxt))
     hidden = np.asarray(rows, dtype=np.float32) if rows else np.zeros((1, 1), np.float32)
     return hidden, logprobs

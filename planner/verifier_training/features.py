@@ -9,9 +9,11 @@ a continuation from the prefix ends correct). ``stride`` keeps every n-th prefix
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +21,33 @@ from planner.quality.dataset import load_humaneval
 from planner.quality.harness import build_prompt
 from planner.verifier_training.rollouts import Rollout
 from runtime.errors import UsageError
+
+if TYPE_CHECKING:
+    from runtime.engine.llama import Model
+
+
+@contextlib.contextmanager
+def reader_models(main_ref: str, reader_ref: str) -> Iterator[tuple[Model, Model, str]]:
+    """(main, reader, the reader file's sha256): the main model tokenises, the reader (the
+    main model itself for a latent head) computes hidden states; one vocabulary for both."""
+    from runtime.engine.llama import Model
+    from runtime.models.fetch import file_sha256, model_path
+
+    main_path = model_path(main_ref)
+    reader_path = main_path if reader_ref == main_ref else model_path(reader_ref)
+    main = Model(main_path)
+    reader = main if reader_path == main_path else Model(reader_path)
+    try:
+        if reader.n_vocab != main.n_vocab:
+            raise UsageError(
+                f"{reader_ref} has another vocabulary than {main_ref} ({reader.n_vocab} vs "
+                f"{main.n_vocab} tokens); a separate verifier must share the main tokenizer"
+            )
+        yield main, reader, file_sha256(reader_path)
+    finally:
+        if reader is not main:
+            reader.close()
+        main.close()
 
 
 @dataclass(frozen=True)
@@ -44,21 +73,11 @@ def rollout_features(
 ) -> Features:
     """Features of every rollout's prefixes, read by ``reader_ref`` (``main_ref`` tokenises)."""
     from runtime.engine.chat import chat_prompt_tokens
-    from runtime.engine.llama import Context, Model
-    from runtime.models.fetch import file_sha256, model_path
+    from runtime.engine.llama import Context
 
     problems = {p.task_id: p for p in load_humaneval()}
-    main_path = model_path(main_ref)
-    reader_path = main_path if reader_ref == main_ref else model_path(reader_ref)
     cpu0 = time.process_time()
-    main = Model(main_path)
-    reader = main if reader_path == main_path else Model(reader_path)
-    try:
-        if reader.n_vocab != main.n_vocab:
-            raise UsageError(
-                f"{reader_ref} has another vocabulary than {main_ref} ({reader.n_vocab} vs "
-                f"{main.n_vocab} tokens); a separate verifier must share the main tokenizer"
-            )
+    with reader_models(main_ref, reader_ref) as (main, reader, reader_sha):
         ctx = Context(reader, n_ctx=n_ctx, embeddings=True)
         xs: list[np.ndarray] = []
         ys: list[int] = []
@@ -90,10 +109,6 @@ def rollout_features(
             if progress is not None:
                 progress(i + 1, len(rollouts))
         ctx.close()
-    finally:
-        if reader is not main:
-            reader.close()
-        main.close()
     return Features(
         x=np.asarray(xs, dtype=np.float32),
         y=np.asarray(ys, dtype=np.int8),
@@ -102,5 +117,5 @@ def rollout_features(
         final=np.asarray(final),
         tokens_processed=processed,
         cpu_s=time.process_time() - cpu0,
-        model_sha256=file_sha256(reader_path),
+        model_sha256=reader_sha,
     )

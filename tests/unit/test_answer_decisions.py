@@ -69,9 +69,9 @@ def test_cross_fitted_answer_heads_never_saw_their_problems_and_beat_noise_basel
     feats = _features()
     fit = cross_fit_answers(feats, features="last", k=4)
     assert np.isfinite(fit.values).all() and np.isfinite(fit.thresholds).all()
-    for fold, head, trained in fit.heads:
+    for fold, head, trained, heldout in fit.heads:
         scored = {t for t in feats.task.tolist() if int(t.split("/")[1]) % 4 == fold}
-        assert not scored & set(trained)
+        assert not scored & set(trained) and set(heldout) == scored
         assert head.metadata.features == "last" and head.metadata.training_tasks == trained
     report = fit.report(feats.y)
     assert report["auc_out_of_fold"]["head"] > 0.9
