@@ -250,6 +250,12 @@ class _Worker:
             raise ProfileError(f"configuration {self.spec.name} answered {got}, not {kind}")
         return dict(payload)
 
+    def kill(self) -> None:
+        """Interrupted: end the process now (nothing it holds is worth waiting for)."""
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(10)
+
     def stop(self) -> None:
         if self.proc.is_alive():
             try:
@@ -313,9 +319,14 @@ def run_profile(req: ProfileRequest, progress: Progress | None = None) -> Profil
                 w.conn.send(("run", None))
                 w.samples.append(w.expect("sample"))
                 tick(f"{w.spec.name}")
-    finally:
+    except BaseException:
+        # Ctrl-C or a failure: a worker may be loading and would answer a polite stop only
+        # after it (minutes on a busy machine): end them now, then let the error through
         for w in workers:
-            w.stop()
+            w.kill()
+        raise
+    for w in workers:
+        w.stop()
     first = workers[0].info
     model = ModelInfo(
         name=req.model,

@@ -199,6 +199,7 @@ def test_generate_reads_a_long_prompt_from_stdin() -> None:
 def test_ctrl_c_of_profile_is_one_line_without_worker_tracebacks() -> None:
     import signal
     import threading
+    import time
 
     # Long enough that it cannot finish before the interrupt on a fast machine: 20 repeats.
     proc = subprocess.Popen(
@@ -232,9 +233,17 @@ def test_ctrl_c_of_profile_is_one_line_without_worker_tracebacks() -> None:
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    assert started.wait(timeout=180), "".join(lines)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
-    proc.wait(timeout=180)
+    try:
+        assert started.wait(timeout=180), "".join(lines)
+        # a moment later the next configuration's worker is loading: an interrupt then once
+        # waited minutes for it to finish loading before it could be stopped
+        time.sleep(3)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:  # never leave a profile running behind a failed test
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
     reader.join(timeout=30)
     err = "".join(lines)
     assert proc.returncode == 130, err
