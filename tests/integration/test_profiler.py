@@ -53,7 +53,9 @@ def test_memory_split_and_ratios(small_profile) -> None:  # type: ignore[no-unty
     assert plain.memory.peak_gb > plain.memory.main_weights_gb * 0.5
     assert sep.memory_ratio > 1.3  # a second copy of the weights shows in the measured peak
     assert latent.memory_ratio < 1.15
-    assert 0 < sep.decode_ratio < 1.0
+    # counts, not timings (a busy machine reorders speeds): a same-size separate verifier
+    # evaluates every emitted token a second time
+    assert sep.compute_ratio >= 1.9 and sep.decode_ratio > 0
     for c in small_profile.configs:
         assert c.energy.j_per_token.median > 0
         assert len(c.decode.tok_s.values) == 3
