@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,12 @@ from planner.verifier_training.rollouts import Rollout
 from runtime.atomic import atomic_write
 from runtime.errors import UsageError
 from runtime.samplers.logprobs import token_logprob
+
+if TYPE_CHECKING:
+    from runtime.engine.llama import Context
+
+#: The per-rollout arrays of :class:`AnswerFeatures` (one row each), in field order.
+ROW_FIELDS = ("last", "mean", "length", "mean_logprob", "min_logprob", "y", "task", "sample", "key")
 
 #: The per-answer feature sets a head can read (``last+mean`` concatenates the two).
 FEATURE_SETS = ("last", "mean", "last+mean")
@@ -71,15 +78,7 @@ class AnswerFeatures:
 
     def save(self, path: Path) -> Path:
         arrays = {
-            "last": self.last,
-            "mean": self.mean,
-            "length": self.length,
-            "mean_logprob": self.mean_logprob,
-            "min_logprob": self.min_logprob,
-            "y": self.y,
-            "task": self.task.astype(str),
-            "sample": self.sample.astype(str),
-            "key": self.key.astype(str),
+            **{name: getattr(self, name) for name in ROW_FIELDS},
             "meta": np.array(
                 json.dumps(
                     {
@@ -113,9 +112,7 @@ class AnswerFeatures:
         if other.model_sha256 != self.model_sha256:
             raise UsageError("features of two reader models cannot be joined")
         arrays = {
-            name: np.concatenate([getattr(self, name), getattr(other, name)])
-            for name in ("last", "mean", "length", "mean_logprob", "min_logprob", "y")
-            + ("task", "sample", "key")
+            name: np.concatenate([getattr(self, name), getattr(other, name)]) for name in ROW_FIELDS
         }
         return AnswerFeatures(
             **arrays,
@@ -128,11 +125,7 @@ class AnswerFeatures:
         """The rows of ``keys``, in that order (the cost stays the whole pass's)."""
         where = {k: i for i, k in enumerate(self.key.tolist())}
         idx = np.asarray([where[k] for k in keys], dtype=np.int64)
-        arrays = {
-            name: getattr(self, name)[idx]
-            for name in ("last", "mean", "length", "mean_logprob", "min_logprob", "y")
-            + ("task", "sample", "key")
-        }
+        arrays = {name: getattr(self, name)[idx] for name in ROW_FIELDS}
         return AnswerFeatures(
             **arrays,
             tokens_processed=self.tokens_processed,
@@ -257,13 +250,10 @@ def answer_features(
 
 
 def _read(
-    ctx: object, prompt: list[int], answer: list[int], *, with_logprobs: bool
+    ctx: Context, prompt: list[int], answer: list[int], *, with_logprobs: bool
 ) -> tuple[np.ndarray, list[float]]:
     """Hidden states after each answer token (if the context has embeddings) and the
     log-probability of each answer token given what precedes it."""
-    from runtime.engine.llama import Context
-
-    assert isinstance(ctx, Context)
     ctx.reset()
     ctx.decode(prompt)
     logprobs = [token_logprob(ctx.logits(), answer[0], 0).logprob] if with_logprobs else []

@@ -58,9 +58,9 @@ class RegenerateStrategy(Strategy):
         p = self.params
         ver = state.verifier
         trace = state.trace
-        threshold = (
-            (ver.threshold if ver is not None else 0.0) if p.threshold is None else p.threshold
-        )
+        threshold = p.threshold
+        if threshold is None:
+            threshold = ver.threshold if ver is not None else 0.0
         best: tuple[float, list[int], str] | None = None
         for attempt in range(p.attempts):
             if attempt:
