@@ -139,6 +139,7 @@ class Model:
         self.size_bytes: int = lib.llama_model_size(self._model)
         self.bos_token: int = lib.llama_vocab_bos(self._vocab)
         self.eos_token: int = lib.llama_vocab_eos(self._vocab)
+        self.add_bos: bool = bool(lib.llama_vocab_get_add_bos(self._vocab))
         self._eog = np.zeros(self.n_vocab, dtype=bool)
         for tok in range(self.n_vocab):
             if lib.llama_vocab_is_eog(self._vocab, tok):
@@ -184,6 +185,17 @@ class Model:
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
+
+    def fim_tokens(self) -> dict[str, int]:
+        """The GGUF's fill-in-the-middle tokens that it has, by kind: ``pre``, ``suf``,
+        ``mid`` (needed to infill), ``rep``, ``sep`` (repository context), ``pad``."""
+        lib = llama_lib()
+        found = {}
+        for kind in ("pre", "suf", "mid", "rep", "sep", "pad"):
+            token = getattr(lib, f"llama_vocab_fim_{kind}")(self._vocab)
+            if token >= 0:  # LLAMA_TOKEN_NULL is -1
+                found[kind] = int(token)
+        return found
 
     def is_eog(self, token: int) -> bool:
         return bool(self._eog[token])

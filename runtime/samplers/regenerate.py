@@ -77,6 +77,8 @@ class RegenerateStrategy(Strategy):
                 break
             state.score_pending()
             value = state.value_at(len(state.tokens))
+            if finish == "stop" and state.end_refused():
+                value = 0.0  # the verifier refuses this answer as a whole
             trace.answer_values.append(round(value, 4))
             if best is None or value > best[0]:
                 best = (value, list(state.tokens), finish)

@@ -186,6 +186,20 @@ class DecodeState:
         """Never again choose ``token`` right after ``tokens[:position]``."""
         self._bans.setdefault(self._hashes[position], set()).add(token)
 
+    def ban_end(self, position: int) -> None:
+        """Never again end the text right after ``tokens[:position]`` (a verifier refused)."""
+        eog = np.flatnonzero(self.model.eog_mask).tolist()
+        self._bans.setdefault(self._hashes[position], set()).update(eog)
+
+    def end_refused(self) -> bool:
+        """True when the verifier refuses to let the text end here; ending here is then banned
+        and the trace counts a rejection."""
+        if self.verifier is None or self.verifier.end_ok():
+            return False
+        self.ban_end(len(self.tokens))
+        self.trace.rejected_tokens += 1
+        return True
+
     def rollback_to(self, length: int) -> None:
         n = len(self.tokens) - length
         if n <= 0:

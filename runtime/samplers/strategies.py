@@ -140,9 +140,20 @@ class ThresholdStrategy(Strategy):
                     else:
                         self._resample(state)
                     continue
-                state.ban(flagged, state.tokens[flagged])
-                state.rollback_to(max(committed, flagged - p.rollback_tokens + 1))
+                blamed = max(committed, ver.blame(flagged))
+                state.ban(blamed, state.tokens[blamed])
+                state.rollback_to(max(committed, blamed - p.rollback_tokens + 1))
                 continue
+            if stopped and budget > 0 and state.end_refused():
+                budget -= 1  # the answer may not end here: generation goes on from here
+                continue
+            cut = ver.complete_at()
+            if cut is not None and cut[0] >= committed:
+                state.rollback_to(cut[0])  # the answer ended there: what follows is cut
+                for tok in cut[1]:
+                    state.push(tok)
+                trace.replayed_tokens += len(cut[1])
+                stopped = True
             done = stopped or len(state.tokens) >= max_tokens
             if done:
                 trace.finish_reason = "stop" if stopped else "length"
@@ -269,6 +280,8 @@ class VGBStrategy(Strategy):
             if ver is not None:
                 vals = state.score_pending()
                 v_child = float(vals[-1]) if len(vals) else state.value_at(length)
+                if end and state.end_refused():
+                    v_child = 0.0  # ending there is refused: the walk does not enter it
             else:
                 v_child = 1.0
             go_back = stay = False

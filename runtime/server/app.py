@@ -25,7 +25,7 @@ from runtime.server import errors as err
 from runtime.server.engine import ServerCore
 from runtime.server.errors import APIError
 from runtime.server.gate import Gate
-from runtime.server.routes import generation, probes, tokens
+from runtime.server.routes import generation, infill, probes, tokens
 from runtime.server.settings import ServerSettings
 
 
@@ -66,6 +66,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     app.include_router(probes.router)
     app.include_router(generation.router)
+    app.include_router(infill.router)
     app.include_router(tokens.router)
     app.openapi()  # build the schema now: a broken schema fails at startup, not on first use
     return app

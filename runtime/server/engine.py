@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Literal
 
 from runtime.engine.batch import BatchEngine
 from runtime.engine.llama import Model, gpu_offload_supported
@@ -48,6 +47,7 @@ from runtime.verifiers.factory import build_verifier
 from runtime.verifiers.registry import SELF
 from runtime.verifiers.request_tests import check_tests
 from runtime.verifiers.spec import VerifierSpec
+from runtime.verifiers.syntax import SyntaxMode
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class ServerCore:
                 if name not in self.verifier_models:
                     ref = s.model if name == SELF else name
                     self.verifier_models[name] = Model(model_path(ref))
-            check = self._build_verifier(s.verifier, "fenced")
+            check = self._build_verifier(s.verifier)
             if check is not None:
                 check.close()
             self.engine = BatchEngine(
@@ -262,7 +262,13 @@ class ServerCore:
             raise UsageError(f"verifier model {ref} is not loaded on this server") from None
 
     def _build_verifier(
-        self, spec: str, syntax_mode: Literal["code", "fenced"], tests: Sequence[str] = ()
+        self,
+        spec: str,
+        syntax_mode: SyntaxMode = "fenced",
+        tests: Sequence[str] = (),
+        *,
+        code_before: str = "",
+        code_after: str = "",
     ) -> Verifier | None:
         assert self.model is not None
         return build_verifier(
@@ -271,6 +277,8 @@ class ServerCore:
             n_ctx=self.settings.n_ctx,
             n_threads=self.settings.n_threads,
             syntax_mode=syntax_mode,
+            prefix_code=code_before,
+            suffix_code=code_after,
             load_model=self._load_verifier_model,
             checks=tests,
         )
@@ -347,14 +355,19 @@ class ServerCore:
         rt: Runtime | None = None
         try:
             assert self.engine is not None and self.model is not None
-            verifier = self._build_verifier(req.verifier, req.syntax_mode, req.tests)
-            settings = RuntimeSettings(
+            verifier = self._build_verifier(
+                req.verifier,
+                req.syntax_mode,
+                req.tests,
+                code_before=req.code_before,
+                code_after=req.code_after,
+            )
+            settings = RuntimeSettings(  # the verifier is built above, from the request
                 model=self.settings.model,
                 verifier=req.verifier,
                 strategy=req.strategy,  # type: ignore[arg-type]
                 n_ctx=self.settings.n_ctx,
                 n_threads=self.settings.n_threads,
-                syntax_mode=req.syntax_mode,
             )
             rt = Runtime(
                 settings,
@@ -447,4 +460,6 @@ class ServerCore:
         if result.logprobs is not None:
             assert self.model is not None
             logprobs = within(self.model, result.logprobs, text)
-        return Finished(text, trace, finish, job.timed_out, list(result.tokens), logprobs)
+        return Finished(
+            text, trace, finish, job.timed_out, list(result.tokens), logprobs, matcher.hit
+        )

@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from runtime.samplers.choice import SamplingParams
 from runtime.samplers.logprobs import TokenLogprob
 from runtime.samplers.trace import Trace
 from runtime.server.errors import APIError
+from runtime.verifiers.syntax import SyntaxMode
 
 
 # -- events from a generation thread to the event loop ----------------------------------------
@@ -45,6 +45,7 @@ class Finished:
     timed_out: bool
     tokens: list[int] = field(default_factory=list)  # what the slot's KV cache holds after it
     logprobs: list[TokenLogprob] | None = None  # of the returned text's tokens, when asked
+    stop_word: str = ""  # the stop string that ended it, if one did
 
 
 @dataclass
@@ -71,13 +72,15 @@ class GenerationRequest:
     seed: int | None
     verifier: str
     strategy: str
-    syntax_mode: Literal["code", "fenced"]
+    syntax_mode: SyntaxMode
     tests: list[str]
     stop: list[str]
     stream: bool
     deadline: float  # time.monotonic() after which the generation is cut short
     cache_prompt: bool = True  # reuse the slot's KV cache for the prompt's common prefix
     logprobs: int | None = None  # None: not asked; else alternatives per output token
+    code_before: str = ""  # fim mode: the file around the gap, for the syntax verifier
+    code_after: str = ""
 
 
 class StopMatcher:
@@ -87,14 +90,16 @@ class StopMatcher:
         self.stops = [s for s in stops if s]
         self.hold = max((len(s) for s in self.stops), default=1) - 1
         self.buf = ""
+        self.hit = ""  # the stop string found, once found
 
     def feed(self, text: str) -> tuple[str, bool]:
         """Text that can be released now, and whether a stop string was found."""
         self.buf += text
         if self.stops:
-            hits = [i for i in (self.buf.find(s) for s in self.stops) if i >= 0]
+            hits = [(i, s) for s in self.stops if (i := self.buf.find(s)) >= 0]
             if hits:
-                out = self.buf[: min(hits)]
+                at, self.hit = min(hits)
+                out = self.buf[:at]
                 self.buf = ""
                 return out, True
         if len(self.buf) <= self.hold:

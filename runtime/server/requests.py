@@ -7,15 +7,19 @@ building the app (``tests/server/test_requests.py``); the routes call them.
 from __future__ import annotations
 
 import time
-from typing import Literal
+from collections.abc import Sequence
 
+from runtime.engine.fim import ContextFile, FimPrompt, fim_prompt, fim_supported
 from runtime.errors import UsageError
 from runtime.samplers.choice import SamplingParams
 from runtime.server.engine import ServerCore
 from runtime.server.errors import APIError
 from runtime.server.jobs import GenerationRequest
-from runtime.server.schemas import ChatRequest, CompletionRequest
+from runtime.server.schemas import ChatRequest, CompletionRequest, InfillRequest
 from runtime.server.settings import ServerSettings
+from runtime.verifiers.syntax import SyntaxMode
+
+Body = CompletionRequest | ChatRequest | InfillRequest
 
 MAX_STOPS = 16
 MAX_STOP_CHARS = 256
@@ -99,6 +103,48 @@ def prompt_from_chat(core: ServerCore, body: ChatRequest) -> list[int]:
         ) from None
 
 
+def prompt_from_fim(
+    core: ServerCore,
+    prefix: str,
+    suffix: str,
+    max_tokens: int,
+    files: Sequence[ContextFile] = (),
+    middle_start: str = "",
+    *,
+    param: str = "suffix",
+) -> FimPrompt:
+    """A fill-in-the-middle prompt that leaves ``max_tokens`` of the slot free; a 400 when the
+    model cannot infill."""
+    assert core.model is not None and core.engine is not None
+    problem = fim_supported(core.model)
+    if problem:
+        raise APIError(400, problem, param=param, code="fim_not_supported")
+    check_max_tokens(core.settings, max_tokens)
+    for text, name in ((prefix, "prefix"), (suffix, "suffix"), (middle_start, "prompt")):
+        checked_text(text, name)
+    for f in files:
+        checked_text(f.text, "input_extra")
+        checked_text(f.filename, "input_extra")
+    budget = min(core.settings.max_prompt_tokens, core.engine.n_ctx_per_slot - max_tokens)
+    try:
+        return fim_prompt(
+            core.model, prefix, suffix, budget=budget, files=files, middle_start=middle_start
+        )
+    except UsageError as exc:
+        raise APIError(400, str(exc), param=param, code="context_length_exceeded") from None
+
+
+def check_max_tokens(settings: ServerSettings, max_tokens: int) -> None:
+    if max_tokens > settings.max_tokens_limit:
+        raise APIError(
+            400,
+            f"max_tokens is {max_tokens}; this server allows at most "
+            f"{settings.max_tokens_limit} (--max-tokens-limit)",
+            param="max_tokens",
+            code="max_tokens_exceeded",
+        )
+
+
 def max_tokens_for(settings: ServerSettings, value: int | None, default: int) -> int:
     """The request's max_tokens, else ``default`` capped at the server's limit."""
     return value if value is not None else min(default, settings.max_tokens_limit)
@@ -106,20 +152,13 @@ def max_tokens_for(settings: ServerSettings, value: int | None, default: int) ->
 
 def generation_request(
     core: ServerCore,
-    body: CompletionRequest | ChatRequest,
+    body: Body,
     tokens: list[int],
     max_tokens: int,
-    syntax_mode: Literal["code", "fenced"],
+    syntax_mode: SyntaxMode,
 ) -> GenerationRequest:
     s = core.settings
-    if max_tokens > s.max_tokens_limit:
-        raise APIError(
-            400,
-            f"max_tokens is {max_tokens}; this server allows at most "
-            f"{s.max_tokens_limit} (--max-tokens-limit)",
-            param="max_tokens",
-            code="max_tokens_exceeded",
-        )
+    check_max_tokens(s, max_tokens)
     if len(tokens) > s.max_prompt_tokens:
         raise APIError(
             400,
@@ -160,7 +199,7 @@ def generation_request(
         prompt_tokens=tokens,
         max_tokens=max_tokens,
         sampling=sampling,
-        seed=None if body.seed is None else body.seed % (2**63),
+        seed=None if body.seed is None or body.seed == -1 else body.seed % (2**63),
         verifier=verifier,
         strategy=strategy,
         syntax_mode=syntax_mode,
@@ -173,8 +212,10 @@ def generation_request(
     )
 
 
-def logprobs_asked(body: CompletionRequest | ChatRequest) -> int | None:
+def logprobs_asked(body: Body) -> int | None:
     """Alternatives per output token the request asks for (None: no logprobs)."""
+    if isinstance(body, InfillRequest):
+        return None
     if isinstance(body, ChatRequest):
         if body.top_logprobs is not None and not body.logprobs:
             raise APIError(400, "top_logprobs needs logprobs: true; add it", param="top_logprobs")

@@ -10,6 +10,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import Request
@@ -111,6 +112,42 @@ def usage_of(fin: Finished) -> Usage:
     )
 
 
+@dataclass
+class Started:
+    """A request's job that has its slot and has evaluated its prompt."""
+
+    job: Job
+    t_arrive: float  # time.monotonic() when the request came
+    queue_s: float  # seconds it waited for a slot
+
+
+async def start_job(core: ServerCore, request: Request, gen: GenerationRequest) -> Started:
+    """Wait for a slot, start the generation and wait until its prompt is evaluated; raises
+    :class:`ClientGone` when the client leaves meanwhile."""
+    t_arrive = time.monotonic()
+    disconnected: Callable[[], Awaitable[bool]] = request.is_disconnected
+    slot = await core.acquire(
+        gen.deadline, disconnected, gen.prompt_tokens if gen.cache_prompt else ()
+    )
+    queue_s = time.monotonic() - t_arrive
+    core.metrics.queue_wait.observe(queue_s)
+    job = core.start(gen, slot)
+    first = await job.next_event(disconnected)
+    if isinstance(first, Failed):
+        raise first.error
+    return Started(job, t_arrive, queue_s)
+
+
+async def finished(job: Job, request: Request) -> Finished:
+    """The job's end (non-streaming); raises :class:`ClientGone` when the client leaves."""
+    while True:
+        ev = await job.next_event(request.is_disconnected)
+        if isinstance(ev, Failed):
+            raise ev.error
+        if isinstance(ev, Finished):
+            return ev
+
+
 async def run_generation(
     core: ServerCore,
     request: Request,
@@ -118,33 +155,16 @@ async def run_generation(
     gen: GenerationRequest,
     kind: Literal["text", "chat"],
 ) -> Response:
-    t_arrive = time.monotonic()
-    disconnected: Callable[[], Awaitable[bool]] = request.is_disconnected
     try:
-        slot = await core.acquire(
-            gen.deadline, disconnected, gen.prompt_tokens if gen.cache_prompt else ()
-        )
+        started = await start_job(core, request, gen)
     except ClientGone:
         return Response(status_code=499)
-    queue_s = time.monotonic() - t_arrive
-    core.metrics.queue_wait.observe(queue_s)
-    job = core.start(gen, slot)
+    job, t_arrive, queue_s = started.job, started.t_arrive, started.queue_s
     rid = ("cmpl-" if kind == "text" else "chatcmpl-") + secrets.token_hex(12)
     created = int(time.time())
-    try:
-        first = await job.next_event(disconnected)
-    except ClientGone:
-        return Response(status_code=499)
-    if isinstance(first, Failed):
-        raise first.error
     if not gen.stream:
         try:
-            while True:
-                ev = await job.next_event(disconnected)
-                if isinstance(ev, Failed):
-                    raise ev.error
-                if isinstance(ev, Finished):
-                    break
+            ev = await finished(job, request)
         except ClientGone:
             return Response(status_code=499)
         usage, backtrack = usage_of(ev), backtrack_of(ev, queue_s)

@@ -89,7 +89,11 @@ class CompletionRequest(_Common):
         description="Return each output token's log-probability and this many alternatives "
         "(0-5; not with stream). Only committed tokens: a rolled-back token never appears.",
     )
-    suffix: str | None = Field(None, description="Not supported (must be null).")
+    suffix: str | None = Field(
+        None,
+        description="Fill in the middle: the text after the gap (the prompt is the text before "
+        "it); needs a model with FIM tokens. The syntax verifier then judges the whole file.",
+    )
 
 
 class TextPart(BaseModel):
@@ -119,6 +123,40 @@ class ChatRequest(_Common):
         None, ge=0, le=20, description="Alternatives per token (0-20; needs logprobs)."
     )
     tools: list[dict[str, object]] | None = Field(None, description="Not supported.")
+
+
+class InfillFile(BaseModel):
+    """A context file an editor sends with an infill (llama-server's ``input_extra`` chunk)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    filename: str = Field("tmp", max_length=1024)
+    text: str
+
+
+class InfillRequest(BaseModel):
+    """``POST /infill``, as llama-server takes it (the fields editor plugins send; others are
+    ignored). Its defaults are llama-server's."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    input_prefix: str = Field(..., description="The code before the gap.")
+    input_suffix: str = Field(..., description="The code after the gap (may be empty).")
+    input_extra: list[InfillFile] = Field(
+        default_factory=list, max_length=256, description="Other files, as context."
+    )
+    prompt: str = Field("", description="The start of the middle, already typed.")
+    n_predict: int = Field(
+        -1, ge=-1, description="Tokens to generate at most (-1: the server's limit)."
+    )
+    temperature: float = Field(0.8, ge=0.0, le=2.0, description="0 = greedy.")
+    top_k: int = Field(40, ge=0, le=1_000_000)
+    top_p: float = Field(0.95, ge=0.0, le=1.0)
+    seed: int | None = Field(None, ge=-1, le=2**64 - 1, description="-1 or null: random.")
+    stop: list[str] | None = Field(None, description="Up to 16 stop strings.")
+    stream: bool = False
+    cache_prompt: bool = Field(True, description="Reuse the slot's KV cache for the prompt.")
+    backplan: BackplanOptions | None = None
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -219,6 +257,35 @@ class ChatResponse(BaseModel):
     choices: list[ChatChoice]
     usage: Usage | None = None
     backtrack: Backtrack | None = None
+
+
+class InfillTimings(BaseModel):
+    cache_n: int = Field(description="Prompt tokens reused from the slot's KV cache.")
+    prompt_n: int = Field(description="Prompt tokens evaluated.")
+    prompt_ms: float
+    prompt_per_second: float
+    predicted_n: int
+    predicted_ms: float
+    predicted_per_second: float
+
+
+class InfillResponse(BaseModel):
+    """llama-server's ``/infill`` answer (its ``/completion`` shape), plus ``backtrack``."""
+
+    index: int = 0
+    content: str
+    id_slot: int
+    stop: bool = True
+    model: str
+    tokens_predicted: int
+    tokens_evaluated: int
+    tokens_cached: int
+    truncated: bool = Field(description="Part of the context did not fit the slot.")
+    stop_type: Literal["eos", "limit", "word", "none"]
+    stopping_word: str = ""
+    has_new_line: bool
+    timings: InfillTimings
+    backtrack: Backtrack
 
 
 class ModelCard(BaseModel):

@@ -72,6 +72,11 @@ class Verifier(ABC):
         """
         return None
 
+    def blame(self, flagged: int) -> int:
+        """The token to ban (and regenerate from) for a rejection of the prefix ending at
+        ``flagged``: that token by default; a line-level check can blame the line's start."""
+        return flagged
+
     def replacement(self, flagged: int) -> Sequence[int] | None:
         """Tokens to write from :meth:`restart_point` instead of regenerating (None: regenerate).
 
@@ -86,6 +91,22 @@ class Verifier(ABC):
         ``(position, tokens)`` to write there instead (a whole-answer check hands back the best
         answer it judged earlier), or None (the default) to keep what was generated.
         """
+        return None
+
+    def end_ok(self) -> bool:
+        """Whether the answer may end after its current tokens (end of text was sampled).
+
+        False keeps generation going: the sampler bans ending there. A check of the whole
+        answer in its place (a fill-in-the-middle's file must parse) says no; the default,
+        and every prefix-only verifier, says yes.
+        """
+        return True
+
+    def complete_at(self) -> tuple[int, Sequence[int]] | None:
+        """Where the answer is complete and generation should stop: ``(position, tokens)``,
+        the tokens kept and those to write after them (what follows is cut; None, the
+        default: go on). A fill-in-the-middle middle is complete where the model starts
+        writing the code after the gap again."""
         return None
 
     def hold_from(self) -> int | None:

@@ -4,7 +4,7 @@ part with its kind's builder (:mod:`runtime.verifiers.registry`); stacked parts 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from runtime.verifiers.registry import KINDS, SPEC_HELP, BuildContext
 from runtime.verifiers.shipped import shipped_head_for, shipped_head_path
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from runtime.engine.llama import Model
     from runtime.sandbox import Limits
     from runtime.verifiers.base import Verifier
+    from runtime.verifiers.syntax import SyntaxMode
 
 
 def build_verifier(
@@ -22,8 +23,9 @@ def build_verifier(
     *,
     n_ctx: int,
     n_threads: int | None = None,
-    syntax_mode: Literal["code", "fenced"] = "fenced",
+    syntax_mode: SyntaxMode = "fenced",
     prefix_code: str = "",
+    suffix_code: str = "",
     block: int = 16,
     load_model: Callable[[str], Model] | None = None,
     checks: Sequence[str] = (),
@@ -41,6 +43,7 @@ def build_verifier(
         n_threads=n_threads,
         syntax_mode=syntax_mode,
         prefix_code=prefix_code,
+        suffix_code=suffix_code,
         block=block,
         load_model=load_model,
         checks=tuple(checks),

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from runtime.sandbox import Limits
     from runtime.verifiers.base import Verifier
     from runtime.verifiers.spec import VerifierPart
+    from runtime.verifiers.syntax import SyntaxMode
 
 #: ``model:self``: a verifier model with the main model's own weights (an equal-size copy).
 SELF = "self"
@@ -32,8 +33,9 @@ class BuildContext:
     main: Model
     n_ctx: int
     n_threads: int | None = None
-    syntax_mode: Literal["code", "fenced"] = "fenced"
-    prefix_code: str = ""
+    syntax_mode: SyntaxMode = "fenced"
+    prefix_code: str = ""  # code before the generated text (and, in fim mode, after it:)
+    suffix_code: str = ""
     block: int = 16
     load_model: Callable[[str], Model] | None = None
     checks: Sequence[str] = ()
@@ -66,7 +68,13 @@ class VerifierKind:
 def _syntax(part: VerifierPart, ctx: BuildContext) -> Verifier:
     from runtime.verifiers.syntax import PythonSyntaxVerifier
 
-    return PythonSyntaxVerifier(ctx.main.piece, prefix_code=ctx.prefix_code, mode=ctx.syntax_mode)
+    return PythonSyntaxVerifier(
+        ctx.main.piece,
+        prefix_code=ctx.prefix_code,
+        suffix_code=ctx.suffix_code,
+        mode=ctx.syntax_mode,
+        tokenize=lambda text: ctx.main.tokenize(text, add_special=False, parse_special=False),
+    )
 
 
 def _fenced_only(name: str, ctx: BuildContext) -> None:

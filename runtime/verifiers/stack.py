@@ -49,6 +49,9 @@ class StackedVerifier(Verifier):
         points = [p for v in self.verifiers if (p := v.restart_point(flagged)) is not None]
         return min(points) if points else None
 
+    def blame(self, flagged: int) -> int:
+        return min(v.blame(flagged) for v in self.verifiers)
+
     def replacement(self, flagged: int) -> Sequence[int] | None:
         points = [(p, v) for v in self.verifiers if (p := v.restart_point(flagged)) is not None]
         if not points:
@@ -58,6 +61,13 @@ class StackedVerifier(Verifier):
     def at_length(self) -> tuple[int, Sequence[int]] | None:
         found = [f for v in self.verifiers if (f := v.at_length()) is not None]
         return min(found, key=lambda f: f[0]) if found else None
+
+    def end_ok(self) -> bool:
+        return all(v.end_ok() for v in self.verifiers)
+
+    def complete_at(self) -> tuple[int, Sequence[int]] | None:
+        found = [c for v in self.verifiers if (c := v.complete_at()) is not None]
+        return min(found, key=lambda c: c[0]) if found else None
 
     def hold_from(self) -> int | None:
         holds = [h for v in self.verifiers if (h := v.hold_from()) is not None]

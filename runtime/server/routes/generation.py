@@ -1,4 +1,5 @@
-"""Generation: ``POST /v1/completions`` and ``POST /v1/chat/completions``.
+"""Generation: ``POST /v1/completions`` (with ``suffix``: fill in the middle) and
+``POST /v1/chat/completions``.
 
 Prompt preparation (templating, tokenising) runs in a worker thread, never on the event loop:
 a heavy chat cannot freeze ``/health`` or other streams.
@@ -17,6 +18,7 @@ from runtime.server.requests import (
     max_tokens_for,
     prompt_from_chat,
     prompt_from_completion,
+    prompt_from_fim,
 )
 from runtime.server.responses import run_generation
 from runtime.server.schemas import ChatRequest, ChatResponse, CompletionRequest, CompletionResponse
@@ -33,11 +35,26 @@ async def completions(body: CompletionRequest, request: Request, core: Core) -> 
     core.check_model(body.model)
     if body.echo:
         raise APIError(400, "echo is not supported; prepend the prompt yourself", param="echo")
-    if body.suffix:
-        raise APIError(400, "suffix (fill-in-the-middle) is not supported", param="suffix")
-    tokens = await run_in_threadpool(prompt_from_completion, core, body)
     limit = max_tokens_for(core.settings, body.max_tokens, 16)
-    gen = generation_request(core, body, tokens, limit, "code")
+    if body.suffix:  # fill in the middle: the prompt is the text before the gap
+        prefix = (
+            body.prompt[0]
+            if isinstance(body.prompt, list) and len(body.prompt) == 1
+            else body.prompt
+        )
+        if not isinstance(prefix, str):
+            raise APIError(
+                400,
+                "with suffix (fill-in-the-middle) the prompt is the text before the gap: send "
+                "it as a string, not token ids",
+                param="prompt",
+            )
+        fim = await run_in_threadpool(prompt_from_fim, core, prefix, body.suffix, limit)
+        gen = generation_request(core, body, fim.tokens, limit, "fim")
+        gen.code_before, gen.code_after = prefix, body.suffix
+    else:
+        tokens = await run_in_threadpool(prompt_from_completion, core, body)
+        gen = generation_request(core, body, tokens, limit, "code")
     return await run_generation(core, request, body, gen, "text")
 
 
