@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runtime.engine.chat import chat_prompt_tokens
+from runtime.engine.grammar import Grammar
 from runtime.engine.llama import Context, Model
 from runtime.engine.protocol import DecodeContext
 from runtime.errors import ContextOverflowError, UsageError
@@ -248,10 +249,12 @@ class Runtime:
         seed: int | None = None,
         reuse_prefix: int = 0,
         logprobs: int | None = None,
+        grammar: Grammar | None = None,
     ) -> GenerationStream:
         """``reuse_prefix``: the first tokens of ``prompt_tokens`` are already in the context's
         KV cache, from the previous generation in it (the server's prompt cache).
-        ``logprobs``: report each output token's log-probability and this many alternatives."""
+        ``logprobs``: report each output token's log-probability and this many alternatives.
+        ``grammar``: every token drawn must keep the output in it (the caller closes it)."""
         if not prompt_tokens:
             raise UsageError("the prompt is empty; pass the text to continue or a question")
         if max_tokens < 1:
@@ -278,6 +281,7 @@ class Runtime:
             trace,
             keep_logits=self.strategy.keep_logits,
             top_logprobs=logprobs,
+            grammar=grammar,
         )
         ver_before = dataclasses.replace(self.verifier.stats) if self.verifier else None
         fwd_before = self.ctx.forward_tokens

@@ -151,7 +151,9 @@ class BatchEngine:
         """One llama_decode over as much pending work as fits; return the requests finished."""
         rows: list[Row] = []
         wanting: list[_Request] = []  # the request of each row that keeps an output
-        for req in work:
+        # rows in sequence order: llama.cpp splits a batch whose sequences interleave into
+        # more micro-batches (measured: 4 decode rows in slot order 55 ms, shuffled 80 ms)
+        for req in sorted(work, key=lambda r: r.slot):
             slot = self._slots[req.slot]
             while req.next_index < len(req.tokens) and len(rows) < self.n_batch:
                 i = req.next_index

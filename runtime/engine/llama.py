@@ -247,6 +247,10 @@ class Model:
     def handle(self) -> Any:
         return self._model
 
+    @property
+    def vocab_handle(self) -> Any:
+        return self._vocab
+
 
 def init_context(
     model: Model,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from runtime.engine.grammar import Grammar
 from runtime.engine.llama import Model
 from runtime.engine.protocol import DecodeContext
 from runtime.samplers.choice import TokenChooser
@@ -70,8 +71,10 @@ class DecodeState:
         *,
         keep_logits: int = 0,
         top_logprobs: int | None = None,
+        grammar: Grammar | None = None,
     ) -> None:
         self.model = model
+        self.grammar = grammar  # a constraint on every token drawn (structured output)
         self.ctx = ctx
         self.verifier = verifier
         self.chooser = chooser
@@ -145,6 +148,8 @@ class DecodeState:
         if self._eog_ban:
             banned = self._eog_ban | banned if banned else self._eog_ban
         tok = self.chooser.choose(logits, banned)
+        if self.grammar is not None and not self.grammar.allows(tok):
+            tok = self.chooser.choose(self.grammar.masked(logits), banned)
         self.trace.seconds.sample_s += time.perf_counter() - t0
         self.trace.generated_tokens += 1
         return tok
@@ -157,6 +162,8 @@ class DecodeState:
         self.ctx.decode_one(token)
         t1 = time.perf_counter()
         self.trace.seconds.decode_s += t1 - t0
+        if self.grammar is not None:
+            self.grammar.accept(token)
         self.tokens.append(token)
         self._hashes.append(hash((self._hashes[-1], token)))
         self._fresh = True
@@ -209,6 +216,8 @@ class DecodeState:
         if self.verifier is not None:
             self.verifier.rollback(n)
         del self.tokens[length:]
+        if self.grammar is not None:
+            self.grammar.rewind(self.tokens)
         del self._hashes[length + 1 :]
         del self.values[length:]
         del self.logprobs[length:]

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from runtime.engine.batch import BatchEngine
+from runtime.engine.grammar import Grammar
 from runtime.engine.llama import Model, gpu_offload_supported
 from runtime.errors import BackplanError, UsageError
 from runtime.generation import Generation, GenerationStream, Runtime, RuntimeSettings
@@ -353,6 +354,7 @@ class ServerCore:
         req = job.req
         verifier: Verifier | None = None
         rt: Runtime | None = None
+        grammar: Grammar | None = None
         try:
             assert self.engine is not None and self.model is not None
             verifier = self._build_verifier(
@@ -376,6 +378,8 @@ class ServerCore:
                 ctx=GuardedSlot(self.engine.slot(job.slot), job),
             )
             verifier = None  # the runtime owns it now
+            if req.grammar is not None:
+                grammar = Grammar(self.model, req.grammar)
             reuse = self.cached_prefix(job.slot, req.prompt_tokens) if req.cache_prompt else 0
             self._cached[job.slot] = []  # unknown until this request ends well
             try:
@@ -386,6 +390,7 @@ class ServerCore:
                     seed=req.seed,
                     reuse_prefix=reuse,
                     logprobs=req.logprobs,
+                    grammar=grammar,
                 )
             except Stopped:
                 if job.timed_out:
@@ -418,6 +423,8 @@ class ServerCore:
                 rt.close()
             elif verifier is not None:
                 verifier.close()
+            if grammar is not None:
+                grammar.close()
             thread = threading.current_thread()
             with contextlib.suppress(RuntimeError):
                 job.loop.call_soon_threadsafe(self._release, job, thread)

@@ -81,6 +81,7 @@ class GenerationRequest:
     logprobs: int | None = None  # None: not asked; else alternatives per output token
     code_before: str = ""  # fim mode: the file around the gap, for the syntax verifier
     code_after: str = ""
+    grammar: str | None = None  # GBNF every output token must keep (structured output)
 
 
 class StopMatcher:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from runtime.engine.fim import ContextFile, FimPrompt, fim_prompt, fim_supported
+from runtime.engine.grammar import Grammar, json_object_grammar, json_schema_grammar
 from runtime.errors import UsageError
 from runtime.samplers.choice import SamplingParams
 from runtime.server.engine import ServerCore
@@ -145,6 +146,35 @@ def check_max_tokens(settings: ServerSettings, max_tokens: int) -> None:
         )
 
 
+def grammar_of(core: ServerCore, body: ChatRequest) -> str | None:
+    """The GBNF that ``response_format`` asks the answer to follow (None: free text); a 400
+    for a schema that cannot be one."""
+    fmt = body.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        gbnf = json_object_grammar()
+    else:
+        schema = fmt.json_schema.schema_ if fmt.json_schema is not None else None
+        if schema is None:
+            raise APIError(
+                400,
+                'response_format json_schema needs its schema: {"type": "json_schema", '
+                '"json_schema": {"name": "...", "schema": {...}}}',
+                param="response_format",
+            )
+        try:
+            gbnf = json_schema_grammar(schema)
+        except UsageError as exc:
+            raise APIError(400, str(exc), param="response_format") from None
+    assert core.model is not None
+    try:
+        Grammar(core.model, gbnf).close()  # parse it now: a bad one is this request's 400
+    except UsageError as exc:
+        raise APIError(400, str(exc), param="response_format") from None
+    return gbnf
+
+
 def max_tokens_for(settings: ServerSettings, value: int | None, default: int) -> int:
     """The request's max_tokens, else ``default`` capped at the server's limit."""
     return value if value is not None else min(default, settings.max_tokens_limit)
@@ -188,6 +218,16 @@ def generation_request(
         raise APIError(400, f"at most {MAX_STOPS} stop strings", param="stop")
     if any(len(x) > MAX_STOP_CHARS for x in stops):
         raise APIError(400, f"stop strings are at most {MAX_STOP_CHARS} characters", param="stop")
+    n = getattr(body, "n", 1)
+    if n > s.parallel:
+        raise APIError(
+            400,
+            f"n is {n}; each choice takes a slot and this server has {s.parallel} "
+            "(--parallel): ask for fewer",
+            param="n",
+        )
+    if n > 1 and body.stream:
+        raise APIError(400, "n > 1 is answered whole: send stream: false", param="n")
     greedy = body.temperature == 0.0 or body.top_p == 0.0
     sampling = SamplingParams(
         temperature=0.0 if greedy else body.temperature,

@@ -6,6 +6,8 @@ its slot and is answered 499 in the metrics.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import secrets
 import time
@@ -102,12 +104,14 @@ def completion_logprobs(core: ServerCore, fin: Finished) -> CompletionLogprobs |
     )
 
 
-def usage_of(fin: Finished) -> Usage:
-    t = fin.trace
+def usage_of(fins: list[Finished]) -> Usage:
+    """One request's usage: its prompt once, the completions of all its choices."""
+    t = fins[0].trace
+    completion = sum(f.trace.emitted_tokens for f in fins)
     return Usage(
         prompt_tokens=t.prompt_tokens,
-        completion_tokens=t.emitted_tokens,
-        total_tokens=t.prompt_tokens + t.emitted_tokens,
+        completion_tokens=completion,
+        total_tokens=t.prompt_tokens + completion,
         prompt_tokens_details=PromptTokensDetails(cached_tokens=t.cached_prompt_tokens),
     )
 
@@ -148,6 +152,42 @@ async def finished(job: Job, request: Request) -> Finished:
             return ev
 
 
+async def _all_finished(
+    core: ServerCore, request: Request, gens: list[GenerationRequest]
+) -> list[tuple[Started, Finished]]:
+    """Every generation of a request (``n`` choices: one slot each, started together) to its
+    end; a failure or a departed client stops them all."""
+    started: list[Started] = []
+    try:
+        starts = await asyncio.gather(
+            *(start_job(core, request, g) for g in gens), return_exceptions=True
+        )
+        started = [s for s in starts if isinstance(s, Started)]
+        failed = [s for s in starts if isinstance(s, BaseException)]
+        if failed:
+            raise failed[0]
+        ends = await asyncio.gather(
+            *(finished(s.job, request) for s in started), return_exceptions=True
+        )
+        failed = [e for e in ends if isinstance(e, BaseException)]
+        if failed:
+            raise failed[0]
+        return [(s, e) for s, e in zip(started, ends, strict=True) if isinstance(e, Finished)]
+    finally:
+        for s in started:
+            s.job.cancel.set()  # a no-op for a finished job; frees the slot of a running one
+
+
+def choices_of(gen: GenerationRequest, n: int) -> list[GenerationRequest]:
+    """``n`` copies of ``gen``; with a seed, choice i draws with seed + i."""
+    if n == 1:
+        return [gen]
+    return [
+        dataclasses.replace(gen, seed=None if gen.seed is None else (gen.seed + i) % (2**63))
+        for i in range(n)
+    ]
+
+
 async def run_generation(
     core: ServerCore,
     request: Request,
@@ -155,19 +195,17 @@ async def run_generation(
     gen: GenerationRequest,
     kind: Literal["text", "chat"],
 ) -> Response:
-    try:
-        started = await start_job(core, request, gen)
-    except ClientGone:
-        return Response(status_code=499)
-    job, t_arrive, queue_s = started.job, started.t_arrive, started.queue_s
     rid = ("cmpl-" if kind == "text" else "chatcmpl-") + secrets.token_hex(12)
     created = int(time.time())
     if not gen.stream:
         try:
-            ev = await finished(job, request)
+            done = await _all_finished(core, request, choices_of(gen, body.n))
         except ClientGone:
             return Response(status_code=499)
-        usage, backtrack = usage_of(ev), backtrack_of(ev, queue_s)
+        fins = [ev for _, ev in done]
+        backtracks = [backtrack_of(ev, s.queue_s) for s, ev in done]
+        usage = usage_of(fins)
+        more = backtracks if len(backtracks) > 1 else None
         out: CompletionResponse | ChatResponse
         if kind == "text":
             out = CompletionResponse(
@@ -175,14 +213,16 @@ async def run_generation(
                 created=created,
                 model=core.model_id,
                 usage=usage,
-                backtrack=backtrack,
+                backtrack=backtracks[0],
+                backtrack_choices=more,
                 choices=[
                     CompletionChoice(
-                        index=0,
+                        index=i,
                         text=ev.text,
                         logprobs=completion_logprobs(core, ev),
                         finish_reason=ev.finish_reason,
                     )
+                    for i, ev in enumerate(fins)
                 ],
             )
         else:
@@ -191,17 +231,24 @@ async def run_generation(
                 created=created,
                 model=core.model_id,
                 usage=usage,
-                backtrack=backtrack,
+                backtrack=backtracks[0],
+                backtrack_choices=more,
                 choices=[
                     ChatChoice(
-                        index=0,
+                        index=i,
                         message=AssistantMessage(content=ev.text),
                         logprobs=chat_logprobs(core, ev),
                         finish_reason=ev.finish_reason,
                     )
+                    for i, ev in enumerate(fins)
                 ],
             )
-        return JSONResponse(out.model_dump())
+        return JSONResponse(out.model_dump(exclude_none=False))
+    try:
+        started = await start_job(core, request, gen)
+    except ClientGone:
+        return Response(status_code=499)
+    job, t_arrive, queue_s = started.job, started.t_arrive, started.queue_s
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return StreamingResponse(
         _stream(core, job, rid, created, kind, t_arrive, queue_s, include_usage),
@@ -252,7 +299,7 @@ async def _stream(
                 }
                 yield sse(final)
                 if include_usage:
-                    yield sse({**head, "choices": [], "usage": usage_of(ev).model_dump()})
+                    yield sse({**head, "choices": [], "usage": usage_of([ev]).model_dump()})
                 break
             elif isinstance(ev, Failed):
                 yield sse(ev.error.body())

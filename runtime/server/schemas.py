@@ -1,13 +1,13 @@
 """Request and response bodies of the OpenAI-compatible API (the subset backplan serves).
 
 Unknown top-level fields are ignored (clients send many); the ``backplan`` extension field is
-strict. Parameters backplan cannot honour (``n`` > 1, ``logprobs`` with ``stream``, ``echo``,
+strict. Parameters backplan cannot honour (``n`` > 1 or ``logprobs`` with ``stream``, ``echo``,
 tools) are refused with a 400 rather than silently ignored.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,7 +65,13 @@ class _Common(BaseModel):
     stop: str | list[str] | None = Field(None, description="Up to 16 stop strings.")
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(1, ge=1, le=1, description="Only 1 choice per request.")
+    n: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Choices to generate, each on its own slot, together (at most the "
+        "server's --parallel; not with stream). With a seed, choice i draws with seed + i.",
+    )
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0, description="Accepted, ignored.")
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0, description="Accepted, ignored.")
     user: str | None = Field(None, max_length=1024, description="Accepted, ignored.")
@@ -111,6 +117,29 @@ class ChatMessage(BaseModel):
     name: str | None = None
 
 
+class JsonSchemaSpec(BaseModel):
+    """``response_format.json_schema``, as OpenAI takes it."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    name: str = Field("response", max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(
+        None, alias="schema", description="The JSON schema the answer must follow."
+    )
+    strict: bool | None = Field(None, description="Accepted: the answer always follows it.")
+
+
+class ResponseFormat(BaseModel):
+    """``text`` (default), ``json_object`` (any JSON object) or ``json_schema``; the JSON
+    forms constrain every token through llama.cpp's grammar sampler, backtracking included."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = None
+
+
 class ChatRequest(_Common):
     messages: list[ChatMessage] = Field(..., min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, description="Alias of max_tokens.")
@@ -123,6 +152,7 @@ class ChatRequest(_Common):
         None, ge=0, le=20, description="Alternatives per token (0-20; needs logprobs)."
     )
     tools: list[dict[str, object]] | None = Field(None, description="Not supported.")
+    response_format: ResponseFormat | None = None
 
 
 class InfillFile(BaseModel):
@@ -221,6 +251,9 @@ class CompletionResponse(BaseModel):
     choices: list[CompletionChoice]
     usage: Usage | None = None
     backtrack: Backtrack | None = None
+    backtrack_choices: list[Backtrack] | None = Field(
+        None, description="With n > 1: each choice's backtracking (backtrack is the first's)."
+    )
 
 
 class AssistantMessage(BaseModel):
@@ -257,6 +290,9 @@ class ChatResponse(BaseModel):
     choices: list[ChatChoice]
     usage: Usage | None = None
     backtrack: Backtrack | None = None
+    backtrack_choices: list[Backtrack] | None = Field(
+        None, description="With n > 1: each choice's backtracking (backtrack is the first's)."
+    )
 
 
 class InfillTimings(BaseModel):

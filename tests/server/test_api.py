@@ -218,7 +218,9 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("max_tokens zero", "/v1/completions", {"prompt": "x", "max_tokens": 0}, 400),
     ("max_tokens over limit", "/v1/completions", {"prompt": "x", "max_tokens": 401}, 400),
     ("temperature too high", "/v1/completions", {"prompt": "x", "temperature": 9}, 400),
-    ("n > 1", "/v1/completions", {"prompt": "x", "n": 2}, 400),
+    ("n beyond the slots", "/v1/completions", {"prompt": "x", "n": 5}, 400),
+    ("n > 1 streamed", "/v1/completions", {"prompt": "x", "n": 2, "stream": True}, 400),
+    ("n over 16", "/v1/completions", {"prompt": "x", "n": 17}, 400),
     ("empty prompt", "/v1/completions", {"prompt": "  "}, 400),
     ("two prompts", "/v1/completions", {"prompt": ["a", "b"]}, 400),
     ("token out of vocab", "/v1/completions", {"prompt": [1, 10_000_000]}, 400),
@@ -238,6 +240,33 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("extension typo", "/v1/completions", {"prompt": "x", "backplan": {"verfier": "x"}}, 400),
     ("too many stops", "/v1/completions", {"prompt": "x", "stop": ["a"] * 17}, 400),
     ("no messages", "/v1/chat/completions", {"messages": []}, 400),
+    (
+        "response_format unknown type",
+        "/v1/chat/completions",
+        {"messages": [{"role": "user", "content": "y"}], "response_format": {"type": "yaml"}},
+        400,
+    ),
+    (
+        "json_schema without a schema",
+        "/v1/chat/completions",
+        {
+            "messages": [{"role": "user", "content": "y"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x"}},
+        },
+        400,
+    ),
+    (
+        "json_schema that is no schema",
+        "/v1/chat/completions",
+        {
+            "messages": [{"role": "user", "content": "y"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": {"type": "nonsense"}},
+            },
+        },
+        400,
+    ),
     ("bad role", "/v1/chat/completions", {"messages": [{"role": "x", "content": "y"}]}, 400),
     ("messages wrong type", "/v1/chat/completions", {"messages": "hello"}, 400),
     (
@@ -417,3 +446,57 @@ def test_logprobs_cover_the_committed_tokens_only(client: openai.OpenAI) -> None
     cut = client.completions.create(prompt="def add(a, b):", logprobs=0, stop=["return"], **kw)
     toks = cut.choices[0].logprobs.tokens  # type: ignore[union-attr]
     assert toks is not None and "".join(toks) == cut.choices[0].text[: len("".join(toks))]
+
+
+def test_n_choices_each_on_a_slot(client: openai.OpenAI) -> None:
+    def ask() -> Any:
+        return client.completions.create(
+            model="smollm2-135m",
+            prompt="Once upon a time",
+            max_tokens=12,
+            temperature=0.9,
+            n=3,
+            seed=7,
+            extra_body={"backplan": {"cache_prompt": False}},  # bit-reproducible prompts
+        )
+
+    out = ask()
+    assert [c.index for c in out.choices] == [0, 1, 2]
+    texts = [c.text for c in out.choices]
+    assert len(set(texts)) > 1  # choice i draws with seed + i
+    assert [c.text for c in ask().choices] == texts  # and the same seed draws them again
+    assert out.usage is not None and 3 <= out.usage.completion_tokens <= 36
+    extra = out.model_extra or {}
+    assert len(extra["backtrack_choices"]) == 3
+
+
+def test_response_format_json_schema(client: openai.OpenAI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 12}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    out = client.chat.completions.create(
+        model="smollm2-135m",
+        messages=[{"role": "user", "content": "Describe a person as JSON."}],
+        max_tokens=96,
+        temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": schema}},
+    )
+    choice = out.choices[0]
+    assert choice.finish_reason == "stop"
+    doc = json.loads(choice.message.content or "")
+    assert set(doc) == {"name", "age"} and isinstance(doc["age"], int)
+    any_object = client.chat.completions.create(
+        model="smollm2-135m",
+        messages=[{"role": "user", "content": "Give me a JSON object."}],
+        max_tokens=96,
+        temperature=0,
+        response_format={"type": "json_object"},
+    )
+    text = any_object.choices[0].message.content or ""
+    if any_object.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(text), dict)
+    else:
+        assert text.lstrip().startswith("{")

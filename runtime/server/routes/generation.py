@@ -15,6 +15,7 @@ from runtime.server.deps import ERRORS, Authorized, Core
 from runtime.server.errors import APIError
 from runtime.server.requests import (
     generation_request,
+    grammar_of,
     max_tokens_for,
     prompt_from_chat,
     prompt_from_completion,
@@ -71,4 +72,5 @@ async def chat_completions(body: ChatRequest, request: Request, core: Core) -> R
     asked = body.max_completion_tokens if body.max_tokens is None else body.max_tokens
     limit = max_tokens_for(core.settings, asked, core.settings.max_tokens_limit)
     gen = generation_request(core, body, tokens, limit, "fenced")
+    gen.grammar = await run_in_threadpool(grammar_of, core, body)
     return await run_generation(core, request, body, gen, "chat")
