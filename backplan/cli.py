@@ -59,7 +59,7 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from backplan.commands import dashboard, demo, generate, models, plan, predict, profile
+    from backplan.commands import dashboard, demo, deploy, generate, models, plan, predict, profile
     from backplan.commands.eval import eval_group
     from backplan.commands.serve import serve
     from backplan.commands.verifier import verifier_group
@@ -74,6 +74,7 @@ def _register() -> None:
     cli.add_command(demo.demo)
     cli.add_command(serve)
     cli.add_command(dashboard.dashboard)
+    cli.add_command(deploy.deploy)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -81,3 +82,14 @@ def threads_option() -> Decorator:
         default=None,
         help="CPU threads (default: all cores).",
     )
+
+
+#: ``--catalog DIR``: the user's catalogue overlay (plan, predict, deploy).
+catalog_option = click.option(
+    "--catalog",
+    "catalog_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Your catalogue folder: entries add to or override ours (default: the home's "
+    "overlay, where the dashboard saves entries).",
+)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from backplan.options import field_help
+from backplan.options import catalog_option, field_help
 from planner.recommend.workload import Workload
 
 
@@ -60,14 +60,7 @@ from planner.recommend.workload import Workload
 @click.option("--region", default=None, help=field_help(Workload, "region"))
 @click.option("--pue", default=None, help=field_help(Workload, "pue"))
 @click.option("--years", type=float, default=None, help=field_help(Workload, "years"))
-@click.option(
-    "--catalog",
-    "catalog_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Your catalogue folder: entries add to or override ours (default: the home's "
-    "overlay, where the dashboard saves entries).",
-)
+@catalog_option
 @click.option(
     "--profile",
     "profile_file",

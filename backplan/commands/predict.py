@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
+
+from backplan.options import catalog_option
 
 
 @click.command()
@@ -67,7 +70,7 @@ import click
     show_default=True,
     help="Context position for decode (llama-bench tg128 averages ~64).",
 )
-@click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False), default=None)
+@catalog_option
 @click.option("--json", "as_json", is_flag=True)
 def predict(
     gpu: str | None,
@@ -80,11 +83,10 @@ def predict(
     verifier: str,
     count: int,
     context: int,
-    catalog_dir: str | None,
+    catalog_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Predict batch-1 decode tok/s, prefill tok/s, memory GB and watts."""
-    from pathlib import Path
 
     from hardware_catalog import find_gpu, find_model, load_catalog
     from planner.capacity.efficiency import efficiency_for
@@ -103,7 +105,7 @@ def predict(
         raise UsageError("--calibrate and --probe work with --local PROFILE; add it or drop them")
     if params_b is not None and not 0.001 <= params_b <= 2000:  # NaN fails too
         raise UsageError(f"--params {params_b} is not a model size; give billions, 0.001-2000")
-    catalog = load_catalog(Path(catalog_dir) if catalog_dir else catalog_overlay())
+    catalog = load_catalog(catalog_dir or catalog_overlay())
     if local_profile is not None:
         from planner.capacity.prediction import predict_from_profile, probe_for
         from planner.profiler.schema import load_profile

@@ -29,21 +29,27 @@ from runtime.server.routes import generation, infill, probes, tokens
 from runtime.server.settings import ServerSettings
 
 
-def create_app(settings: ServerSettings | None = None) -> FastAPI:
-    """The server application. The model loads in a background thread when it starts."""
+def create_app(
+    settings: ServerSettings | None = None, *, core: ServerCore | None = None
+) -> FastAPI:
+    """The server application. The model loads in a background thread when it starts, unless
+    ``core`` (built from ``settings``) was loaded already (a Ray Serve replica loads before it
+    reports ready)."""
     settings = settings or ServerSettings()
-    core = ServerCore(settings)
+    core = core or ServerCore(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         core.loop = asyncio.get_running_loop()
         loader = threading.Thread(target=core.load, name="model-load", daemon=True)
-        loader.start()
+        if not core.ready and core.load_error is None:
+            loader.start()
         try:
             yield
         finally:
             core.draining = True
-            await asyncio.to_thread(loader.join)
+            if loader.is_alive():
+                await asyncio.to_thread(loader.join)
             await asyncio.to_thread(core.close)
 
     guarded = bool(settings.api_key)  # with keys, the schema and its page are not public
