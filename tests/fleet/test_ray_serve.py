@@ -6,6 +6,7 @@ the requests in flight finish. The short version runs in the default test comman
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,6 @@ import openai
 import pytest
 import ray
 from ray import serve
-from srvproc import free_port
 
 from runtime.fleet.serve_app import REPLICA_HEADER, build
 from runtime.fleet.spec import FleetSpec
@@ -25,6 +25,12 @@ from runtime.models.registry import lookup
 pytestmark = [pytest.mark.fleet, pytest.mark.integration]
 
 RETRYABLE = {500, 502, 503, 504}  # the openai client retries these by itself
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _spec(**over: Any) -> FleetSpec:
@@ -120,7 +126,19 @@ def test_requests_reach_both_replicas_through_the_openai_client(fleet: str) -> N
 
 
 def test_a_killed_replica_is_replaced_and_no_request_hangs(fleet: str) -> None:
-    threads = _load(fleet, 8, 48)
+    threads = _load(fleet, 6, 48)  # raw HTTP: what a request on the dead replica gets
+    client = openai.OpenAI(base_url=fleet + "/v1", api_key="unused", max_retries=3)
+    retried: list[str] = []
+
+    def with_retries() -> None:  # the openai client, as users run it: it retries 5xx itself
+        out = client.completions.create(
+            model="smollm2-135m", prompt="Once upon a time", max_tokens=48, temperature=0
+        )
+        retried.append(out.choices[0].text)
+
+    users = [threading.Thread(target=with_retries) for _ in range(6)]
+    for t in users:
+        t.start()
     time.sleep(1.0)  # requests are on both replicas now
     replicas = [
         a for a in ray.util.list_named_actors(all_namespaces=True) if "SERVE_REPLICA" in a["name"]
@@ -128,6 +146,8 @@ def test_a_killed_replica_is_replaced_and_no_request_hangs(fleet: str) -> None:
     victim = replicas[0]
     ray.kill(ray.get_actor(victim["name"], namespace=victim["namespace"]), no_restart=True)
     results = _join(threads)
+    for t in users:
+        t.join(180)
     statuses = [s for s, _, _ in results]
     assert "hung" not in statuses
     assert all(s == 200 or s in RETRYABLE or s == "dropped" for s in statuses), statuses
@@ -135,6 +155,7 @@ def test_a_killed_replica_is_replaced_and_no_request_hangs(fleet: str) -> None:
     for s, _, r in results:  # what did answer is a whole answer
         if s == 200:
             assert r.json()["usage"]["completion_tokens"] == 48
+    assert len(retried) == 6  # every user request succeeded, retried ones included
     deadline = time.monotonic() + 180
     while _replicas_running() < 2 and time.monotonic() < deadline:
         time.sleep(1)
