@@ -38,6 +38,15 @@ def deploy() -> None:
 )  # fmt: skip
 @click.option("--replicas", type=click.IntRange(1, 256), help="Override the plan's replicas.")
 @click.option(
+    "--cpus-per-replica",
+    type=click.FloatRange(min=0.1),
+    help="Override the plan's CPUs per replica (e.g. to try a plan on a smaller machine).",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+    help="Serve's HTTP port.",
+)  # fmt: skip
+@click.option(
     "--address",
     default="auto",
     show_default=True,
@@ -58,6 +67,8 @@ def ray_(
     plan_file: Path,
     candidate: int,
     replicas: int | None,
+    cpus_per_replica: float | None,
+    port: int,
     address: str,
     write_dir: Path | None,
     image: str,
@@ -72,7 +83,11 @@ def ray_(
 
     spec = fleet_from_plan(
         read_plan(plan_file), candidate, replicas=replicas, catalog_dir=catalog_dir
-    ).model_copy(update={"name": name})
+    )
+    update: dict[str, object] = {"name": name, "port": port}
+    if cpus_per_replica is not None:
+        update["cpus_per_replica"] = cpus_per_replica
+    spec = spec.model_validate({**spec.model_dump(), **update})
     if write_dir is not None:
         _ray_needed()
         from runtime.fleet.manifests import write_fleet

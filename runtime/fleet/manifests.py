@@ -24,7 +24,6 @@ KUBERAY_VERSION = "1.7.0"
 KUBERNETES_VERSION = "1.30.0"
 SCHEMA_FILE = f"rayservice-kuberay-v{KUBERAY_VERSION}.schema.json"
 IMPORT_PATH = "runtime.fleet.serve_app:build"
-SERVE_PORT = 8000
 CACHE_DIR = "/var/cache/backplan"
 
 
@@ -40,7 +39,7 @@ def serve_config(spec: FleetSpec) -> dict[str, Any]:
 
     return {
         "proxy_location": "EveryNode",
-        "http_options": {"host": "0.0.0.0", "port": SERVE_PORT},
+        "http_options": {"host": "0.0.0.0", "port": spec.port},
         "applications": [
             {
                 "name": spec.name,
@@ -105,7 +104,7 @@ def rayservice(spec: FleetSpec, image: str) -> dict[str, Any]:
                 "headGroupSpec": {
                     # the head schedules no replica: its CPUs are not offered to Ray
                     "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
-                    "template": _pod(_container("ray-head", image, head, [6379, 8265, 8000])),
+                    "template": _pod(_container("ray-head", image, head, [6379, 8265, spec.port])),
                 },
                 "workerGroupSpecs": [
                     {
@@ -114,7 +113,7 @@ def rayservice(spec: FleetSpec, image: str) -> dict[str, Any]:
                         "minReplicas": 1,
                         "maxReplicas": spec.hosts,
                         "rayStartParams": {},
-                        "template": _pod(_container("ray-worker", image, worker, [8000])),
+                        "template": _pod(_container("ray-worker", image, worker, [spec.port])),
                     }
                 ],
             },
@@ -220,17 +219,21 @@ then
     kubectl apply -f rayservice.yaml
 
 Replicas fetch the model into `{CACHE_DIR}` (an emptyDir; mount a volume there to keep it).
-Send requests to the `{spec.name}-serve-svc` service on port {SERVE_PORT} (the OpenAI API:
+Send requests to the `{spec.name}-serve-svc` service on port {spec.port} (the OpenAI API:
 `/v1/chat/completions`, `/v1/completions`, `/infill`); every answer names its replica in
 `X-Backplan-Replica`.
 
 ## Metrics
 
 Scrape Ray's metrics port on every node (`ray start --metrics-export-port`; KubeRay's pods
-expose 8080): `ray_serve_num_ongoing_http_requests`, `ray_serve_deployment_request_counter`,
-`ray_serve_deployment_processing_latency_ms`, `ray_serve_replica_processing_queries` and
-`ray_serve_num_http_error_requests`, tagged by replica. `GET /metrics` through Serve answers
-one replica's own `backplan_*` series (the replica is in `X-Backplan-Replica`).
+expose 8080). Serve's own: `ray_serve_num_http_requests`, `ray_serve_num_http_error_requests`,
+`ray_serve_http_request_latency_ms`, `ray_serve_num_ongoing_http_requests` (the proxy);
+`ray_serve_deployment_request_counter`, `ray_serve_deployment_processing_latency_ms`,
+`ray_serve_replica_processing_queries`, `ray_serve_num_ongoing_requests_at_replicas` (per
+replica). backplan's, republished by every replica with a `replica` tag: `ray_backplan_*`
+(e.g. `ray_backplan_generated_tokens_total`, `ray_backplan_rollbacks_total`,
+`ray_backplan_active_slots`, `ray_backplan_prompt_cached_tokens_total`). `GET /metrics`
+through Serve answers one replica's own `backplan_*` (named in `X-Backplan-Replica`).
 """
 
 

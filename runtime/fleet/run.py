@@ -11,8 +11,6 @@ from runtime.fleet.spec import FleetSpec
 
 log = logging.getLogger(__name__)
 
-SERVE_PORT = 8000
-
 
 def connect(address: str) -> bool:
     """Join the Ray cluster at ``address`` (``auto``, ``local`` or ``ray://HOST:PORT``); True
@@ -38,7 +36,6 @@ def deploy_live(
     *,
     echo: Callable[[str], None],
     host: str = "0.0.0.0",
-    port: int = SERVE_PORT,
 ) -> None:
     """Deploy ``spec`` with Serve; with a cluster started here, serve until Ctrl-C."""
     from ray import serve
@@ -52,6 +49,7 @@ def deploy_live(
             "cannot fetch it; choose another --candidate, or use --write and provide the file"
         )
     owned = connect(address)
+    port = spec.port
     serve.start(http_options={"host": host, "port": port})
     serve.run(build({"fleet": spec.model_dump(mode="json")}), name=spec.name, route_prefix="/")
     echo(

@@ -5,7 +5,8 @@ with its settings and Serve routes HTTP to it (``serve.ingress``, the app built 
 replica). A replica checks its model file's sha256 and loads the model in its constructor, so
 Serve counts it ready only when it can answer; Serve's health check asks the engine; Serve
 drains a replica (no new requests, those in flight finish) before it stops it. Every answer
-names its replica in ``X-Backplan-Replica``. The Serve config file's ``import_path`` is
+names its replica in ``X-Backplan-Replica``; its ``backplan_*`` metrics are republished through
+Ray's (:mod:`runtime.fleet.metrics_bridge`). The Serve config file's ``import_path`` is
 :func:`build` (an application builder: ``args`` carry the :class:`~runtime.fleet.spec.FleetSpec`).
 """
 
@@ -73,6 +74,9 @@ class BackplanReplica:
         self.core.load()  # Serve waits for the constructor: ready means loaded
         if self.core.load_error:
             raise EngineError(f"replica {self.replica}: {self.core.load_error}")
+        from runtime.fleet.metrics_bridge import MetricsBridge
+
+        self.bridge = MetricsBridge(self.core.metrics.registry, self.replica).start()
         log.warning("backplan replica %s ready (%s)", self.replica, self.settings.model)
 
     def __serve_build_asgi_app__(self) -> ASGIApp:

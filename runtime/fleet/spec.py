@@ -51,6 +51,7 @@ class FleetSpec(BaseModel):
     parallel: int = Field(4, ge=1, le=64, description="Slots per replica.")
     queue: int = Field(16, ge=0, description="Requests a replica queues beyond its slots.")
     n_ctx: int = Field(2048, ge=64, le=131072, description="Context tokens per slot.")
+    port: int = Field(8000, ge=1, le=65535, description="Serve's HTTP port.")
 
     @property
     def max_ongoing_requests(self) -> int:

@@ -95,3 +95,64 @@ def test_plan_mistakes_are_one_line(plan_file: Path, tmp_path: Path) -> None:
     for r, words in ((missing, "backplan plan --out"), (beyond, "shortlist"), (broken, "JSON")):
         assert r.exit_code == 2, r.output
         assert words in r.output and "Traceback" not in r.output
+
+
+def test_serve_run_of_the_written_config_answers(tmp_path: Path) -> None:
+    """Ray's own `serve run` on what `deploy ray --write` wrote (a SmolLM2 plan, one CPU)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    workload = tmp_path / "workload.yaml"
+    workload.write_text(
+        "developers: 2\nmodels: [smollm2-135m]\nmin_pass_at_1: 0\nmin_tok_s_per_stream: 1\n"
+    )
+    plan = tmp_path / "plan.json"
+    r = CliRunner().invoke(cli, ["plan", "--workload", str(workload), "--out", str(plan)])
+    assert r.exit_code == 0, r.output
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "fleet"
+    r = CliRunner().invoke(
+        cli,
+        ["deploy", "ray", "--plan", str(plan), "--write", str(out), "--replicas", "1"]
+        + ["--cpus-per-replica", "1", "--port", str(port)],
+    )
+    assert r.exit_code == 0, r.output
+    serve_cli = Path(sys.executable).with_name("serve")
+    proc = subprocess.Popen(
+        [str(serve_cli), "run", str(out / "serve-config.yaml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "RAY_ADDRESS": "local"},
+    )
+    try:
+        deadline, answer = time.monotonic() + 240, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/completions",
+                    json={"prompt": "def add(a, b):", "max_tokens": 4, "temperature": 0},
+                    timeout=30,
+                )
+                if answer.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        assert answer is not None and answer.status_code == 200, "serve run never answered"
+        assert answer.json()["choices"][0]["text"] is not None
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

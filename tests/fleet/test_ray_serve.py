@@ -56,9 +56,18 @@ def _deploy(spec: FleetSpec) -> None:
     serve.run(build({"fleet": spec.model_dump(mode="json")}), name="backplan", route_prefix="/")
 
 
+METRICS_PORT = free_port()  # Ray's metrics agent on this node
+
+
 @pytest.fixture(scope="module")
 def fleet(smol_path: object) -> Iterator[str]:
-    ray.init(address="local", num_cpus=4, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(
+        address="local",
+        num_cpus=4,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        _metrics_export_port=METRICS_PORT,
+    )
     port = free_port()
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -123,6 +132,20 @@ def test_requests_reach_both_replicas_through_the_openai_client(fleet: str) -> N
     assert len(set(seen)) == 2  # Serve spread them over both replicas
     health = httpx.get(fleet + "/ready", timeout=10)
     assert health.status_code == 200 and health.headers[REPLICA_HEADER] in seen
+
+
+def test_replica_metrics_come_through_rays_metrics(fleet: str) -> None:
+    _join(_load(fleet, 4, 8))
+    deadline, text = time.monotonic() + 60, ""
+    while time.monotonic() < deadline:
+        text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10).text
+        if "ray_backplan_generated_tokens" in text and "ray_serve_num_http_requests" in text:
+            break
+        time.sleep(2)
+    lines = [ln for ln in text.splitlines() if ln.startswith("ray_backplan_generated_tokens")]
+    assert lines, "no backplan series in Ray's metrics"
+    assert any('replica="' in ln for ln in lines)
+    assert sum(float(ln.rsplit(" ", 1)[1]) for ln in lines) > 0
 
 
 def test_a_killed_replica_is_replaced_and_no_request_hangs(fleet: str) -> None:
