@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from fim_cases import FimCase, build_cases, exact, parses, starts_right  # noqa: E402
-from server_load import Server, _fingerprint, _free_port  # noqa: E402
+from server_load import Server, _fingerprint, _free_port, write_results  # noqa: E402
 
 MODES = {
     "backplan plain": {"backplan": {"verifier": "none", "strategy": "plain"}},
@@ -222,14 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "fingerprint": _fingerprint(),
         "seconds": time.perf_counter() - t_start,
     }
-    md = _markdown(result)
-    print(md)
-    if args.results is not None:
-        from runtime.atomic import write_text_atomic
-
-        args.results.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(args.results / "fim_syntax.json", json.dumps(result, indent=2) + "\n")
-        write_text_atomic(args.results / "fim_syntax.md", md)
+    write_results(args.results, "fim_syntax", result, _markdown(result))
     return 0
 
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from fim_cases import build_cases  # noqa: E402
-from server_load import Server, _fingerprint, _free_port, drive, percentile  # noqa: E402
+from server_load import Server, _fingerprint, _free_port, drive, percentile, write_results  # noqa: E402
 
 LEVELS = (1, 4, 16)
 FIM_LEVELS = (1, 4)
@@ -234,16 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         "fingerprint": _fingerprint(),
         "seconds": time.perf_counter() - t_start,
     }
-    md = _markdown(result)
-    print(md)
-    if args.results is not None:
-        from runtime.atomic import write_text_atomic
-
-        args.results.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(
-            args.results / "llama_server_compare.json", json.dumps(result, indent=2) + "\n"
-        )
-        write_text_atomic(args.results / "llama_server_compare.md", md)
+    write_results(args.results, "llama_server_compare", result, _markdown(result))
     return 0
 
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from server_load import PROMPTS, Server, _fingerprint, _free_port, drive, percentile  # noqa: E402
+from server_load import PROMPTS, Server, _fingerprint, _free_port, drive, percentile, write_results  # noqa: E402
 
 LEVELS = (1, 4, 16)
 
@@ -148,16 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "fingerprint": _fingerprint(),
         "seconds": time.perf_counter() - t_start,
     }
-    md = _markdown(result)
-    print(md)
-    if args.results is not None:
-        from runtime.atomic import write_text_atomic
-
-        args.results.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(
-            args.results / "ray_serve_overhead.json", json.dumps(result, indent=2) + "\n"
-        )
-        write_text_atomic(args.results / "ray_serve_overhead.md", md)
+    write_results(args.results, "ray_serve_overhead", result, _markdown(result))
     return 0
 
 

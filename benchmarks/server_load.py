@@ -218,6 +218,19 @@ def _fingerprint() -> dict[str, Any]:
     }
 
 
+def write_results(results: Path | None, name: str, result: dict[str, Any], md: str) -> None:
+    """Print the markdown; with a results folder, write ``name``.json and .md atomically."""
+    print(md)
+    if results is None:
+        return
+    from runtime.atomic import write_text_atomic
+
+    results.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(results / f"{name}.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(results / f"{name}.md", md)
+    print(f"wrote {results / name}.json and .md")
+
+
 def _markdown(result: dict[str, Any]) -> str:
     cfg = result["config"]
     lines = [
