@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,18 +34,55 @@ def json_object_grammar() -> str:
     return str(JSON_GBNF)
 
 
+#: Repetition bounds a schema may ask for: the converter writes a bounded repetition out in
+#: full, so ``"maxLength": 10**9`` would be a grammar of gigabytes.
+MAX_REPEAT = 1000
+MAX_DEPTH = 32
+MAX_GRAMMAR_CHARS = 1_000_000
+_COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+_QUANTIFIER = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
+
+
+def _check_bounds(node: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise UsageError(f"the JSON schema nests deeper than {MAX_DEPTH} levels")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _COUNTS and isinstance(value, int) and value > MAX_REPEAT:
+                raise UsageError(
+                    f"the JSON schema's {key} is {value}; at most {MAX_REPEAT} can be "
+                    "constrained token by token"
+                )
+            if key == "pattern" and isinstance(value, str):
+                for m in _QUANTIFIER.finditer(value):
+                    if any(g and int(g) > MAX_REPEAT for g in m.groups()):
+                        raise UsageError(
+                            f"the JSON schema's pattern repeats more than {MAX_REPEAT} times"
+                        )
+            _check_bounds(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            _check_bounds(value, depth + 1)
+
+
 def json_schema_grammar(schema: Any) -> str:
     """GBNF for the JSON documents ``schema`` allows; UsageError saying why it cannot."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     if not isinstance(schema, dict):
         raise UsageError('the JSON schema must be an object, e.g. {"type": "object", ...}')
+    _check_bounds(schema)
     try:
-        return str(json_schema_to_gbnf(json.dumps(schema)))
+        gbnf = str(json_schema_to_gbnf(json.dumps(schema)))
     except RecursionError:
         raise UsageError("the JSON schema nests too deeply to turn into a grammar") from None
     except Exception as exc:  # noqa: BLE001 - the converter raises assertions and key errors
         raise UsageError(f"the JSON schema cannot be turned into a grammar: {exc}") from None
+    if len(gbnf) > MAX_GRAMMAR_CHARS:
+        raise UsageError(
+            f"the JSON schema's grammar would be {len(gbnf):,} characters; simplify the schema"
+        )
+    return gbnf
 
 
 class Grammar:

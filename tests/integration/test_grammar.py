@@ -90,3 +90,13 @@ def test_a_schema_that_is_no_schema_is_refused(smol: Model) -> None:
         json_schema_grammar({"type": "nonsense"})
     with pytest.raises(UsageError, match="grammar could not be parsed"):
         Grammar(smol, "root ::= (")
+    # bounds the converter would write out in full are refused before it runs
+    with pytest.raises(UsageError, match="maxLength"):
+        json_schema_grammar({"type": "string", "maxLength": 10**9})
+    with pytest.raises(UsageError, match="pattern"):
+        json_schema_grammar({"type": "string", "pattern": "^a{5000000}$"})
+    deep: dict[str, object] = {"type": "string"}
+    for _ in range(40):
+        deep = {"type": "array", "items": deep}
+    with pytest.raises(UsageError, match="deeper"):
+        json_schema_grammar(deep)
