@@ -7,9 +7,11 @@ In ``fenced`` mode (chat answers) only the text inside a Markdown code fence is 
 the gap: each complete line must keep the code before plus the middle a valid prefix; the
 middle may only end where before + middle + after parses as a whole file (else the sampler
 keeps writing); once the middle writes the first line of the code after the gap, it is complete
-before that line (where the file parses); at the token limit it is cut back to the last line
-end where the file parses. Nothing of a judged middle streams before it is chosen. A file whose
-code before the gap does not parse is not judged at all.
+before that line (where the file parses); a gap inside a line whose code after it starts on
+the next line is complete at the end of that line (where the file parses), as editors complete
+it; at the token limit the middle is cut back to the last line end where the file parses.
+Nothing of a judged middle streams before it is chosen. A file whose code before the gap does
+not parse is not judged at all.
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ class PythonSyntaxVerifier(Verifier):
         self._before_line = prefix_code[prefix_code.rfind("\n") + 1 :].encode()
         rest = suffix_code.split("\n", 1)[0].strip()
         self._rest_of_line = rest.encode() if self._before_line.strip() and rest else b""
+        self._ends_line = bool(self._before_line.strip()) and suffix_code.startswith("\n")
         # fim: where the middle is complete, once known (tokens kept, tokens written after)
         self._complete: tuple[int, Sequence[int]] | None = None
         self._pieces: list[bytes] = []
@@ -191,6 +194,10 @@ class PythonSyntaxVerifier(Verifier):
         the suffix's first line of text (a gap at a line's start), or of the suffix's rest of
         the line (a gap inside a line: ``max(a, b)`` written for the gap of ``max(a, |)``)."""
         text = b"".join(self._pieces[:upto])
+        if self._ends_line:  # a gap inside a line whose suffix starts the next one
+            nl = text.find(b"\n")
+            if nl >= 0 and text[:nl].strip() and self._file_ok(text[:nl]):
+                return self._cut(nl)  # the rest of the line, as editors complete it
         end = len(text.rstrip())  # the last line with text, which must be complete
         if not self._after_head or text.find(b"\n", end) < 0:
             return None

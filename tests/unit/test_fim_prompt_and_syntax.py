@@ -140,3 +140,13 @@ def test_code_that_is_not_python_is_not_judged(smol: Model) -> None:
     v = _verifier(smol, "function f() {\n  let x = 1;\n", "}\n")
     assert _feed(smol, v, "  return x;\n") == [1.0] * len(v._pieces)
     assert v.end_ok() and v.complete_at() is None and v.hold_from() is None
+
+
+def test_a_gap_at_a_lines_end_is_complete_at_that_line_end(smol: Model) -> None:
+    before, after = "def f(a):\n    x = ", "\n    return x\n"
+    v = _verifier(smol, before, after)
+    _feed(smol, v, "a + 1\n    y = 2\n")
+    cut = v.complete_at()
+    assert cut is not None
+    assert _middle(smol, v, cut) == "a + 1"
+    ast.parse(before + "a + 1" + after)
