@@ -148,6 +148,7 @@ class Model:
         self._piece_buf = ctypes.create_string_buffer(256)
         self._piece_lock = threading.Lock()
         self._special_texts: tuple[str, ...] | None = None
+        self._fim: dict[str, int] | None = None
 
     # -- vocabulary -------------------------------------------------------------------------
     def tokenize(
@@ -189,13 +190,15 @@ class Model:
     def fim_tokens(self) -> dict[str, int]:
         """The GGUF's fill-in-the-middle tokens that it has, by kind: ``pre``, ``suf``,
         ``mid`` (needed to infill), ``rep``, ``sep`` (repository context), ``pad``."""
-        lib = llama_lib()
-        found = {}
-        for kind in ("pre", "suf", "mid", "rep", "sep", "pad"):
-            token = getattr(lib, f"llama_vocab_fim_{kind}")(self._vocab)
-            if token >= 0:  # LLAMA_TOKEN_NULL is -1
-                found[kind] = int(token)
-        return found
+        if self._fim is None:
+            lib = llama_lib()
+            found = {}
+            for kind in ("pre", "suf", "mid", "rep", "sep", "pad"):
+                token = getattr(lib, f"llama_vocab_fim_{kind}")(self._vocab)
+                if token >= 0:  # LLAMA_TOKEN_NULL is -1
+                    found[kind] = int(token)
+            self._fim = found
+        return dict(self._fim)
 
     def is_eog(self, token: int) -> bool:
         return bool(self._eog[token])

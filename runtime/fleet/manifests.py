@@ -81,7 +81,7 @@ def rayservice(spec: FleetSpec, image: str) -> dict[str, Any]:
         "memory": f"{max(1, round(spec.memory_gb_per_replica * per_host))}Gi",
     }
     if spec.gpus_per_host:
-        vendor_key = "amd.com/gpu" if _vendor_is_amd(spec) else "nvidia.com/gpu"
+        vendor_key = "amd.com/gpu" if spec.gpu_vendor == "amd" else "nvidia.com/gpu"
         worker[vendor_key] = str(spec.gpus_per_host)
     head = {"cpu": "2", "memory": "4Gi"}
     serve_apps = {"applications": serve_config(spec)["applications"]}
@@ -119,15 +119,6 @@ def rayservice(spec: FleetSpec, image: str) -> dict[str, Any]:
             },
         },
     }
-
-
-def _vendor_is_amd(spec: FleetSpec) -> bool:
-    if spec.gpu is None:
-        return False
-    from hardware_catalog.loader import load_catalog
-
-    gpu = load_catalog().gpus.get(spec.gpu)
-    return gpu is not None and gpu.vendor == "amd"
 
 
 # -- validation ------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class FleetSpec(BaseModel):
     cpus_per_replica: float = Field(1.0, gt=0, description="Ray num_cpus of one replica.")
     memory_gb_per_replica: float = Field(2.0, gt=0, description="Host memory one replica needs.")
     gpu: str | None = Field(None, description="Catalogue id of the accelerator.")
+    gpu_vendor: str | None = Field(None, description="Its vendor (nvidia, amd, apple ...).")
     hosts: int = Field(1, ge=1, description="Worker hosts the plan counts.")
     gpus_per_host: int = Field(0, ge=0)
     parallel: int = Field(4, ge=1, le=64, description="Slots per replica.")
@@ -145,6 +146,7 @@ def fleet_from_plan(
             cpus_per_replica=cpus,
             memory_gb_per_replica=round(memory, 2),
             gpu=str(c["gpu"]),
+            gpu_vendor=gpu_vendor,
             hosts=hosts,
             gpus_per_host=gpus_per_host,
             parallel=parallel,

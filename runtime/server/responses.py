@@ -243,7 +243,7 @@ async def run_generation(
                     for i, ev in enumerate(fins)
                 ],
             )
-        return JSONResponse(out.model_dump(exclude_none=False))
+        return JSONResponse(out.model_dump())
     try:
         started = await start_job(core, request, gen)
     except ClientGone:
