@@ -224,6 +224,20 @@ def train(
     help="Features file (.npz): read when it matches the rollouts, else computed and written.",
 )
 @click.option(
+    "--examples/--no-examples",
+    default=True,
+    show_default=True,
+    help="Run each answer against its prompt's own examples (in the jail) and replay the "
+    "rules that stack them with the head.",
+)
+@click.option(
+    "--checks",
+    "checks_cache",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Example-checks file (.json): results kept per answer, only new answers are run.",
+)
+@click.option(
     "--out-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -238,10 +252,13 @@ def replay(
     precision: float,
     max_n: int,
     cache: Path | None,
+    examples: bool,
+    checks_cache: Path | None,
     out_dir: Path | None,
 ) -> None:
-    """Replay whole-answer rules (best-of-N, regenerate below a threshold) offline on stored
-    rollouts with cross-fitted heads, beside the model's own confidence as baselines."""
+    """Replay whole-answer rules (best-of-N, regenerate below a threshold, examples stacked
+    with a head, VGB over answers) offline on stored rollouts with cross-fitted heads, beside
+    the model's own confidence as baselines."""
     import json
 
     from planner.verifier_training.answer_fit import save_heads
@@ -264,6 +281,8 @@ def replay(
             precision=precision,
             max_n=max_n,
             cache=cache,
+            checks_cache=checks_cache,
+            examples=examples,
             progress=lambda done, total: update(done, total),
         )
     text = report_markdown(report)

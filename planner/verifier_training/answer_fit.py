@@ -38,15 +38,18 @@ class AnswerFit:
     values: np.ndarray  # (n,) the head's out-of-fold value of each answer
     thresholds: np.ndarray  # (n,) the threshold of the fold each answer was scored in
     baselines: dict[str, np.ndarray]  # name -> (n,) out-of-fold probability
+    baseline_thresholds: dict[str, np.ndarray]  # name -> (n,) its fold's threshold
     #: (fold, head, the problems it was trained on, the problems it scores)
     heads: list[tuple[int, ValueHead, list[str], list[str]]] = field(default_factory=list)
 
-    def aucs(self, y: np.ndarray) -> dict[str, float | None]:
-        out: dict[str, float | None] = {"head": auc(self.values, y)}
-        out |= {f"baseline:{k}": auc(v, y) for k, v in self.baselines.items()}
+    def aucs(self, y: np.ndarray, task: np.ndarray | None = None) -> dict[str, float | None]:
+        """AUC over all answers, or (with ``task``) the mean within one problem's answers."""
+        score = auc if task is None else lambda v, lab: within_problem_auc(v, lab, task)
+        out: dict[str, float | None] = {"head": score(self.values, y)}
+        out |= {f"baseline:{k}": score(v, y) for k, v in self.baselines.items()}
         return out
 
-    def report(self, y: np.ndarray) -> dict[str, Any]:
+    def report(self, y: np.ndarray, task: np.ndarray | None = None) -> dict[str, Any]:
         a = self.aucs(y)
         base = {k: v for k, v in a.items() if k.startswith("baseline:") and v is not None}
         best = max(base, key=lambda k: base[k]) if base else None
@@ -59,7 +62,21 @@ class AnswerFit:
             "head_minus_best_baseline": None
             if head is None or best is None
             else round(head - base[best], 4),
+            **({} if task is None else {"auc_within_problem": self.aucs(y, task)}),
         }
+
+
+def within_problem_auc(values: np.ndarray, y: np.ndarray, task: np.ndarray) -> float | None:
+    """The mean AUC among each problem's own answers, over problems with both outcomes: how
+    well a signal ranks a problem's attempts, which best-of-N needs (an AUC over all answers
+    also rewards knowing which problems are hard)."""
+    per = [
+        auc(values[task == t], y[task == t])
+        for t in np.unique(task)
+        if len(np.unique(y[task == t])) == 2
+    ]
+    kept = [a for a in per if a is not None]
+    return float(np.mean(kept)) if kept else None
 
 
 def _split(tasks: list[str], seed: int) -> set[str]:
@@ -93,6 +110,7 @@ def cross_fit_answers(
     thresholds = np.full(len(y), np.nan)
     base_x = feats.baselines()
     baselines = {name: np.full(len(y), np.nan) for name in BASELINE_SETS}
+    baseline_thresholds = {name: np.full(len(y), np.nan) for name in BASELINE_SETS}
     heads: list[tuple[int, ValueHead, list[str], list[str]]] = []
     for f in range(k):
         train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
@@ -121,10 +139,14 @@ def cross_fit_answers(
         heldout = sorted(set(feats.task[test].tolist()), key=task_number)
         heads.append((f, head.with_metadata(md), tasks, heldout))
         for name, cols in BASELINE_SETS.items():
+            # fitted and calibrated on exactly the head's rows
             bx = np.column_stack([base_x[col] for col in cols])
-            model = _fit_scalar(bx[train], y[train], c=1.0)
+            model = _fit_scalar(bx[fit_rows], y[fit_rows], c=1.0)
             baselines[name][test] = model.predict_proba(bx[test])[:, 1]
-    return AnswerFit(features, k, values, thresholds, baselines, heads)
+            baseline_thresholds[name][test] = calibrate_threshold(
+                model.predict_proba(bx[cal_rows])[:, 1], y[cal_rows], precision
+            )
+    return AnswerFit(features, k, values, thresholds, baselines, baseline_thresholds, heads)
 
 
 def save_heads(fit: AnswerFit, out_dir: Path, stem: str, y: np.ndarray) -> Path:

@@ -1,43 +1,40 @@
 """Replay whole-answer decision rules on stored rollouts, offline, before decoding anything.
 
-Each problem has its greedy answer (imported from a ``backplan eval`` run) and sampled ones
-(``s0``, ``s1``, ...: generated in that order, so "the next attempt" is the next sample). With
-each answer's out-of-fold value (a cross-fitted head never saw the problem), a rule's pass@1 is
-what it would have returned:
+Each problem has its greedy answer (imported from a ``backplan eval`` run) and sampled ones.
+With each answer's out-of-fold value (a cross-fitted head never saw the problem) and, where
+asked, the verdict of the prompt's own examples on it, a rule's pass@1 is what it would have
+returned (the rules: :mod:`planner.verifier_training.rules`); ``oracle@N`` (any of the first N
+passes) is the ceiling no ranking can beat.
 
-- ``greedy``: the greedy answer (the reference every rule is paired against);
-- ``sample``: the first sampled answer alone (plain sampling at the rollouts' temperature);
-- ``best-of-N by S``: the greedy answer and the first N-1 samples, the one scoring highest on
-  signal S (the head's value, or a baseline such as the mean token log-probability);
-- ``regenerate below t, up to N``: the greedy answer; while the best value so far is below the
-  fold's calibrated threshold and fewer than N answers were made, the next sample; the
-  highest-valued answer made is returned (the cost is the answers it made);
-- ``oracle@N``: any of the N passes (the ceiling no ranking can beat).
-
-Every rule is paired with greedy on the same problems (McNemar's exact test) and costs the
-answers it generates, so choosing a rule and its N takes seconds; the chosen ones are then
-confirmed live with ``backplan eval humaneval``.
+Every rule is paired on the same problems (McNemar's exact test) with greedy and with plain
+sampling, and costs the answers and tokens it generates; its share of emitted tokens (the
+returned answer's tokens over all it generated) is what it keeps of plain decoding's tokens/s,
+the head's own cost (one dot product per answer) aside. A randomised rule (VGB over answers) is
+replayed over many seeds and reported at its median seed. Choosing a rule and its N takes
+seconds; the chosen ones are then confirmed live with ``backplan eval humaneval``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from planner.quality.stats import paired
 from planner.verifier_training.fit import task_number
+from planner.verifier_training.rules import (
+    Attempts,
+    Rule,
+    best_of,
+    examples_first,
+    examples_then,
+    greedy_rule,
+    regenerate_below,
+    sample_rule,
+    vgb_answers,
+)
 from runtime.errors import UsageError
-
-
-@dataclass(frozen=True)
-class Attempts:
-    """A problem's answers in the order a decoder would make them: greedy first."""
-
-    task: str
-    rows: list[int]  # indices into the feature arrays
 
 
 def attempts_by_problem(task: np.ndarray, sample: np.ndarray) -> list[Attempts]:
@@ -62,64 +59,59 @@ def attempts_by_problem(task: np.ndarray, sample: np.ndarray) -> list[Attempts]:
     return out
 
 
-Rule = Callable[[Attempts], tuple[int, int]]  # -> (row returned, answers generated)
+def _pair(result: dict[str, bool], ref: dict[str, bool]) -> dict[str, Any]:
+    p = paired(result, ref)
+    return {"wins": p.a_only, "losses": p.b_only, "p_value": p.p_value}
 
 
-def greedy_rule(a: Attempts) -> tuple[int, int]:
-    return a.rows[0], 1
-
-
-def sample_rule(a: Attempts) -> tuple[int, int]:
-    return (a.rows[1], 1) if len(a.rows) > 1 else (a.rows[0], 1)
-
-
-def best_of(score: np.ndarray, n: int) -> Rule:
-    def rule(a: Attempts) -> tuple[int, int]:
-        pool = a.rows[:n]
-        return max(pool, key=lambda i: (score[i], -pool.index(i))), len(pool)
-
-    return rule
-
-
-def regenerate_below(values: np.ndarray, thresholds: np.ndarray, n: int) -> Rule:
-    def rule(a: Attempts) -> tuple[int, int]:
-        made = [a.rows[0]]
-        while values[max(made, key=lambda i: values[i])] < thresholds[a.rows[0]] and len(
-            made
-        ) < min(n, len(a.rows)):
-            made.append(a.rows[len(made)])
-        return max(made, key=lambda i: (values[i], -made.index(i))), len(made)
-
-    return rule
+def _run(
+    attempts: Sequence[Attempts], y: np.ndarray, length: np.ndarray, rule: Rule
+) -> tuple[dict[str, bool], list[int], list[int], list[int]]:
+    picked = {a.task: rule(a) for a in attempts}
+    result = {t: bool(y[row]) for t, (row, _) in picked.items()}
+    made = [len(rows) for _, rows in picked.values()]
+    kept = [int(length[row]) for row, _ in picked.values()]
+    spent = [sum(int(length[i]) for i in rows) for _, rows in picked.values()]
+    return result, made, kept, spent
 
 
 def replay(
     attempts: Sequence[Attempts],
     y: np.ndarray,
     length: np.ndarray,
-    rules: dict[str, Rule],
+    rules: dict[str, Rule | list[Rule]],
     *,
     oracle_n: Sequence[int] = (),
 ) -> list[dict[str, Any]]:
-    """Each rule's pass count, its pairing with greedy, and its generation cost."""
+    """Each rule's pass count, its pairing with greedy and with plain sampling, and its
+    generation cost. A list of rules is one randomised rule over seeds: reported at the seed
+    whose pass count is the median, with the mean and range over seeds beside it."""
     greedy = {a.task: bool(y[a.rows[0]]) for a in attempts}
+    sample = {a.task: bool(y[sample_rule(a)[0]]) for a in attempts}
     out = []
     for name, rule in rules.items():
-        picked = {a.task: rule(a) for a in attempts}
-        result = {t: bool(y[row]) for t, (row, _) in picked.items()}
-        made = [n for _, n in picked.values()]
-        tokens = [sum(int(length[i]) for i in a.rows[: picked[a.task][1]]) for a in attempts]
-        p = paired(result, greedy)
-        out.append(
-            {
-                "rule": name,
-                "passed": sum(result.values()),
-                "problems": len(result),
-                "vs_greedy": {"wins": p.a_only, "losses": p.b_only, "p_value": p.p_value},
-                "answers_per_problem": round(float(np.mean(made)), 3),
-                "tokens_per_problem": round(float(np.mean(tokens)), 1),
+        runs = [_run(attempts, y, length, r) for r in (rule if isinstance(rule, list) else [rule])]
+        order = sorted(range(len(runs)), key=lambda j: sum(runs[j][0].values()))
+        result, made, kept, spent = runs[order[len(order) // 2]]
+        row: dict[str, Any] = {
+            "rule": name,
+            "passed": sum(result.values()),
+            "problems": len(result),
+            "vs_greedy": _pair(result, greedy),
+            "vs_sample": _pair(result, sample),
+            "answers_per_problem": round(float(np.mean(made)), 3),
+            "tokens_per_problem": round(float(np.mean(spent)), 1),
+            "emitted_token_share": round(sum(kept) / max(1, sum(spent)), 3),
+        }
+        if len(runs) > 1:
+            passes = [sum(r[0].values()) for r in runs]
+            row["seeds"] = {
+                "n": len(runs),
+                "passed_mean": round(float(np.mean(passes)), 2),
+                "passed_min": min(passes),
+                "passed_max": max(passes),
             }
-        )
+        out.append(row)
     for n in oracle_n:
         hit = sum(any(bool(y[i]) for i in a.rows[:n]) for a in attempts)
         out.append(
@@ -128,10 +120,12 @@ def replay(
                 "passed": hit,
                 "problems": len(attempts),
                 "vs_greedy": None,
+                "vs_sample": None,
                 "answers_per_problem": round(
                     float(np.mean([min(n, len(a.rows)) for a in attempts])), 3
                 ),
                 "tokens_per_problem": None,
+                "emitted_token_share": None,
             }
         )
     return out
@@ -140,17 +134,34 @@ def replay(
 def standard_rules(
     values: np.ndarray,
     thresholds: np.ndarray,
-    baselines: dict[str, np.ndarray],
+    baselines: dict[str, tuple[np.ndarray, np.ndarray]],
     max_n: int,
-) -> dict[str, Rule]:
-    """greedy, sample, best-of-N by the head and by each baseline, regenerate-below-t."""
+    *,
+    checks: tuple[np.ndarray, np.ndarray] | None = None,
+    vgb_seeds: int = 101,
+) -> dict[str, Rule | list[Rule]]:
+    """greedy, sample; for each N: best-of-N and regenerate-below-t by the head and by each
+    baseline (``baselines``: name -> (score, per-row threshold)), VGB over answers by the head;
+    with ``checks`` (n_examples, failed per row): examples alone and stacked with each."""
     ns = sorted({n for n in (2, 4, 8, max_n) if 2 <= n <= max_n})
-    rules: dict[str, Rule] = {"greedy": greedy_rule, "sample": sample_rule}
+    rules: dict[str, Rule | list[Rule]] = {"greedy": greedy_rule, "sample": sample_rule}
+    signals = {"head": (values, thresholds), **baselines}
     for n in ns:
-        rules[f"best-of-{n} by head"] = best_of(values, n)
-        for name, score in baselines.items():
+        for name, (score, thr) in signals.items():
             rules[f"best-of-{n} by {name}"] = best_of(score, n)
-        rules[f"regenerate below threshold, up to {n}"] = regenerate_below(values, thresholds, n)
+            rules[f"regenerate below threshold by {name}, up to {n}"] = regenerate_below(
+                score, thr, n
+            )
+        rules[f"VGB over answers by head, up to {n}"] = [
+            vgb_answers(values, n, seed) for seed in range(vgb_seeds)
+        ]
+        if checks is not None:
+            n_ex, failed = checks
+            rules[f"examples, up to {n}"] = examples_first(n_ex, failed, n)
+            for name, (score, thr) in signals.items():
+                rules[f"examples then {name}, up to {n}"] = examples_then(
+                    score, thr, n_ex, failed, n
+                )
     return rules
 
 
@@ -164,15 +175,19 @@ def replay_report(
     precision: float = 0.85,
     max_n: int = 8,
     cache: Any = None,
+    checks_cache: Any = None,
+    examples: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
-    """Features (cached), cross-fitted heads per feature set with their baselines, and every
-    rule replayed with the best feature set's head. Returns (report, fits by feature set,
-    the answers' labels)."""
+    """Features (cached), cross-fitted heads per feature set with their baselines, the prompt's
+    examples run on every answer (cached; ``examples=False`` skips them), and every rule
+    replayed with the best feature set's head. Returns (report, fits by feature set, the
+    answers' labels)."""
     from pathlib import Path
 
     from planner.verifier_training.answer_fit import cross_fit_answers
     from planner.verifier_training.answers import cached_answer_features
+    from planner.verifier_training.example_checks import cached_example_checks
     from planner.verifier_training.rollouts import check_trainable, load_rollouts
 
     path = Path(rollouts_path)
@@ -196,9 +211,16 @@ def replay_report(
         for fs in feature_sets
     }
     y = feats.y
-    aucs = {fs: fit.report(y) for fs, fit in fits.items()}
+    aucs = {fs: fit.report(y, feats.task) for fs, fit in fits.items()}
     best_fs = max(fits, key=lambda fs: aucs[fs]["auc_out_of_fold"]["head"] or 0.0)
     best = fits[best_fs]
+    checks = None
+    if examples:  # the same order as the features: both follow the rollouts file
+        found = cached_example_checks(rows, None if checks_cache is None else Path(checks_cache))
+        checks = (
+            np.asarray([ch.n_examples for ch in found]),
+            np.asarray([ch.failed for ch in found]),
+        )
     every = attempts_by_problem(feats.task, feats.sample)
     n_max = min(max_n, max(len(a.rows) for a in every))
     # a problem whose collection has not reached n_max answers yet is left out of the replay
@@ -208,10 +230,13 @@ def replay_report(
         best.values,
         best.thresholds,
         {
-            "mean_logprob": feats.mean_logprob,
-            "baselines combined": best.baselines["length+logprobs"],
+            "baselines combined": (
+                best.baselines["length+logprobs"],
+                best.baseline_thresholds["length+logprobs"],
+            ),
         },
         n_max,
+        checks=checks,
     )
     results = replay(
         attempts, y, feats.length, rules, oracle_n=sorted({n for n in (2, 4, n_max) if n <= n_max})
@@ -245,32 +270,44 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"{report['reader']}; features cost "
         f"{report['features_cost']['tokens_processed']} tokens, "
         f"{report['features_cost']['cpu_s']} CPU-s. Heads and baselines cross-fitted by "
-        "problem on the same folds (out-of-fold AUC of whole answers).",
+        "problem on the same folds. AUC: out of fold, over all answers; within: the mean AUC "
+        "among one problem's own answers (problems with both outcomes), what ranking needs.",
         "",
         "| features | head AUC | length | mean logprob | min logprob | the three combined "
-        "| head - best baseline |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| head - best baseline | head AUC within | combined within |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for fs, h in report["heads"].items():
-        a = h["auc_out_of_fold"]
+        a, w = h["auc_out_of_fold"], h["auc_within_problem"]
         lines.append(
             f"| {fs} | {f(a['head'])} | {f(a['baseline:length'])} | "
             f"{f(a['baseline:mean_logprob'])} | {f(a['baseline:min_logprob'])} | "
-            f"{f(a['baseline:length+logprobs'])} | {f(h['head_minus_best_baseline'])} |"
+            f"{f(a['baseline:length+logprobs'])} | {f(h['head_minus_best_baseline'])} | "
+            f"{f(w['head'])} | {f(w['baseline:length+logprobs'])} |"
         )
     lines += [
         "",
-        f"Rules replayed with the `{report['replayed_with']}` heads (paired with greedy on the "
-        "same problems; exact McNemar):",
+        f"Rules replayed with the `{report['replayed_with']}` heads (paired on the same "
+        "problems, exact McNemar; emitted share: the returned answer's tokens over all "
+        "generated, the fraction of plain decoding's tokens/s it keeps):",
         "",
-        "| rule | passed | vs greedy (+/-) | p | answers per problem | tokens per problem |",
-        "|---|---:|---|---:|---:|---:|",
+        "| rule | passed | vs greedy (+/-, p) | vs sample (+/-, p) | answers per problem "
+        "| tokens per problem | emitted share |",
+        "|---|---:|---|---|---:|---:|---:|",
     ]
+
+    def vs(v: dict[str, Any] | None) -> str:
+        return f"+{v['wins']}/-{v['losses']}, {v['p_value']:.3g}" if v else ""
+
     for r in report["rules"]:
-        vs = r["vs_greedy"]
+        seeds = r.get("seeds")
+        passed = f"{r['passed']}/{r['problems']}"
+        if seeds:
+            passed += f" (mean {seeds['passed_mean']}, {seeds['passed_min']}-{seeds['passed_max']})"
+        share = r["emitted_token_share"]
         lines.append(
-            f"| {r['rule']} | {r['passed']}/{r['problems']} | "
-            + (f"+{vs['wins']}/-{vs['losses']} | {vs['p_value']:.3g}" if vs else "| ")
-            + f" | {r['answers_per_problem']} | {r['tokens_per_problem'] or ''} |"
+            f"| {r['rule']} | {passed} | {vs(r['vs_greedy'])} | {vs(r['vs_sample'])} | "
+            f"{r['answers_per_problem']} | {r['tokens_per_problem'] or ''} | "
+            f"{'' if share is None else share} |"
         )
     return "\n".join(lines) + "\n"

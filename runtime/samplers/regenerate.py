@@ -7,6 +7,12 @@ prompt; the highest-valued answer is returned (best-of-N by value when the thres
 Nothing is streamed before the choice. This is the rule ``backplan verifier replay`` simulates
 on stored rollouts (``regenerate below threshold, up to N``), where the learned heads' signal
 is: at the end of an answer, not in the middle of it.
+
+Stacked with whole-answer checks (``examples``, ``tests``), the checks decide first: an answer
+is kept only when it passes them and its value reaches the threshold, and the answers made are
+ranked by fewest failed checks, then by value, so the head ranks the answers that tie on the
+checks and decides alone where the prompt states none (the replay's ``examples then head``).
+The threshold is the graded (learned) members' own, not a 0/1 check's.
 """
 
 from __future__ import annotations
@@ -60,8 +66,8 @@ class RegenerateStrategy(Strategy):
         trace = state.trace
         threshold = p.threshold
         if threshold is None:
-            threshold = ver.threshold if ver is not None else 0.0
-        best: tuple[float, list[int], str] | None = None
+            threshold = ver.answer_threshold if ver is not None else 0.0
+        best: tuple[tuple[int, float], list[int], str] | None = None
         for attempt in range(p.attempts):
             if attempt:
                 state.rollback_to(0)
@@ -73,19 +79,20 @@ class RegenerateStrategy(Strategy):
                     )
             finish = self._answer(state, max_tokens)
             if ver is None:
-                best = (1.0, list(state.tokens), finish)
+                best = ((0, 1.0), list(state.tokens), finish)
                 break
             state.score_pending()
             value = state.value_at(len(state.tokens))
             if finish == "stop" and state.end_refused():
                 value = 0.0  # the verifier refuses this answer as a whole
             trace.answer_values.append(round(value, 4))
-            if best is None or value > best[0]:
-                best = (value, list(state.tokens), finish)
-            if best[0] >= threshold:
+            rank = (-(ver.answer_failures() or 0), value)  # fewest failed checks, then value
+            if best is None or rank > best[0]:
+                best = (rank, list(state.tokens), finish)
+            if best[0][0] == 0 and best[0][1] >= threshold:
                 break
         assert best is not None
-        value, tokens, finish = best
+        _, tokens, finish = best
         if tokens != state.tokens:  # an earlier answer was better: put it back
             state.rollback_to(0)
             for tok in tokens:

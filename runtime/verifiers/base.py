@@ -39,6 +39,8 @@ class Verifier(ABC):
     needs_hidden: bool = False
     #: How many tokens the sampler should gather before asking for values (1 = every token).
     preferred_block: int = 1
+    #: True when values are graded probabilities (a learned head), False for 0/1 verdicts.
+    graded: bool = False
 
     def __init__(self) -> None:
         self.stats = VerifierStats()
@@ -108,6 +110,18 @@ class Verifier(ABC):
         default: go on). A fill-in-the-middle middle is complete where the model starts
         writing the code after the gap again."""
         return None
+
+    def answer_failures(self) -> int | None:
+        """Checks the finished answer now in place failed (0: all held), for a strategy that
+        chooses among whole answers (regenerate ranks fewest failures first, then the value
+        at the answer's end); None, the default, where this verifier runs no checks on whole
+        answers or the prompt states none."""
+        return None
+
+    @property
+    def answer_threshold(self) -> float:
+        """The value at its end a whole answer needs to be kept by such a strategy."""
+        return self.threshold
 
     def hold_from(self) -> int | None:
         """First generated position a later rejection may still take back (None: no hold).

@@ -266,7 +266,7 @@ def check_program(program: str, examples: Sequence[Example]) -> str:
     return program + _CHECK.format(examples=repr(pairs), n=len(pairs))
 
 
-def _failures(detail: str, n_examples: int) -> int:
+def failed_examples(detail: str, n_examples: int) -> int:
     """Examples an answer failed, from the check's message; a crash counts as worse than all."""
     m = re.search(r"(\d+) of \d+ (?:examples|tests) failed", detail)
     return int(m.group(1)) if m else n_examples + 1
@@ -308,6 +308,7 @@ class DocExamplesVerifier(Verifier):
         self._start_checked = 0  # pieces already searched without finding it
         self._scored = 0
         self._checked_at: int | None = None  # token index where the answer was last judged
+        self._last_failed: int | None = None  # examples that answer failed (None: not run)
         self._failed_at: dict[int, int] = {}  # closing token index -> restart point
         self._deferred: str | None = None  # definitions that lacked a helper (NameError)
         self.entry: str | None = None  # the function the prompt asks for
@@ -343,6 +344,7 @@ class DocExamplesVerifier(Verifier):
         self._start, self._start_checked = None, 0
         self._scored = 0
         self._checked_at = None
+        self._last_failed = None
         self._failed_at.clear()
         return 1.0
 
@@ -416,6 +418,7 @@ class DocExamplesVerifier(Verifier):
         self.stats.isolation = outcome.isolation.value
         if outcome.passed:
             self.last_detail = ""
+            self._last_failed = 0
             return 1.0
         if not final and "NameError" in outcome.detail:
             # a helper or constant may still come after the function: judge again later
@@ -423,7 +426,8 @@ class DocExamplesVerifier(Verifier):
             return 1.0
         self.last_detail = outcome.detail
         start = self._body_start() or 0
-        failed = _failures(outcome.detail, self._n_checks)
+        failed = failed_examples(outcome.detail, self._n_checks)
+        self._last_failed = failed
         best = self._best
         if best is None or failed < best[0]:
             self._best = (failed, self._tokens[start:upto])
@@ -472,7 +476,7 @@ class DocExamplesVerifier(Verifier):
         if self._start is not None and self._start > keep:
             self._start = None
         if self._checked_at is not None and self._checked_at >= keep:
-            self._checked_at = None
+            self._checked_at, self._last_failed = None, None
         for pos in [p for p in self._failed_at if p >= keep]:
             del self._failed_at[pos]
         self._deferred = None
@@ -494,6 +498,13 @@ class DocExamplesVerifier(Verifier):
             return None  # this answer was judged (and passed), or no block is open
         self._settled = True
         return start, list(self._best[1])
+
+    def answer_failures(self) -> int | None:
+        """Examples the answer in place failed; all of them and one more when its function was
+        never judged (not finished, or judged after the tries were spent)."""
+        if not self._has_checks:
+            return None
+        return self._n_checks + 1 if self._last_failed is None else self._last_failed
 
     def hold_from(self) -> int | None:
         if not self._has_checks or self._settled:

@@ -20,6 +20,7 @@ class LatentVerifier(Verifier):
     rollback stays exact)."""
 
     needs_hidden = True
+    graded = True
     preferred_block = 1
 
     def __init__(self, head: ValueHead) -> None:

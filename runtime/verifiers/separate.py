@@ -19,6 +19,7 @@ from runtime.verifiers.head import ValueHead
 
 
 class SeparateModelVerifier(Verifier):
+    graded = True
     needs_hidden = False
 
     def __init__(

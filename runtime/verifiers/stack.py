@@ -18,6 +18,7 @@ class StackedVerifier(Verifier):
         self.name = "+".join(v.name for v in self.verifiers)
         self.needs_hidden = any(v.needs_hidden for v in self.verifiers)
         self.preferred_block = max(v.preferred_block for v in self.verifiers)
+        self.graded = any(v.graded for v in self.verifiers)
 
     @property
     def threshold(self) -> float:
@@ -68,6 +69,17 @@ class StackedVerifier(Verifier):
     def complete_at(self) -> tuple[int, Sequence[int]] | None:
         found = [c for v in self.verifiers if (c := v.complete_at()) is not None]
         return min(found, key=lambda c: c[0]) if found else None
+
+    def answer_failures(self) -> int | None:
+        found = [f for v in self.verifiers if (f := v.answer_failures()) is not None]
+        return sum(found) if found else None
+
+    @property
+    def answer_threshold(self) -> float:
+        # 0/1 members are 1 on a kept answer, so the product's end value is the graded
+        # members' own: their threshold decides (the strictest member's otherwise)
+        graded = [v.answer_threshold for v in self.verifiers if v.graded]
+        return max(graded) if graded else self.threshold
 
     def hold_from(self) -> int | None:
         holds = [h for v in self.verifiers if (h := v.hold_from()) is not None]

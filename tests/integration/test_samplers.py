@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from scripted_verifiers import RejectTokens
+from scripted_verifiers import FailsFirstAnswers, RejectTokens
 
 from runtime.engine.llama import Model
 from runtime.generation import Generation, Runtime, RuntimeSettings
@@ -368,6 +368,38 @@ def test_regenerate_makes_attempts_until_an_answer_clears_the_threshold(smol: Mo
     finally:
         rt.close()
     assert len(once.trace.answer_values) == 1 and once.tokens == greedy.tokens
+
+
+def test_regenerate_stacked_with_checks_lets_checks_decide_first_then_the_head(
+    smol: Model,
+) -> None:
+    from runtime.samplers.regenerate import RegenerateParams
+    from runtime.verifiers.stack import StackedVerifier
+
+    def run(fails: int, value: float, attempts: int = 4) -> Generation:
+        head = _answer_head(smol.n_embd, "last", value=value)
+        stack = StackedVerifier([FailsFirstAnswers(fails), LatentVerifier(head)])
+        assert stack.answer_threshold == 0.5 and stack.graded  # the head's, not a 0/1 check's
+        settings = RuntimeSettings(
+            strategy="regenerate", regenerate=RegenerateParams(attempts=attempts)
+        )
+        rt = Runtime(settings, model=smol, verifier=stack)
+        try:
+            return rt.generate(rt.prompt_tokens(PROMPT), max_tokens=16, seed=3)
+        finally:
+            rt.close()
+
+    # the head values every answer 0.9, above its threshold: only the checks make it go on
+    passes_third = run(fails=2, value=0.9)
+    assert len(passes_third.trace.answer_values) == 3 and passes_third.trace.rejected_tokens == 2
+    assert passes_third.trace.replayed_tokens == 0  # the third answer, in place, is returned
+    # every answer fails a check: all made, they tie on the checks, the first is put back
+    all_fail = run(fails=9, value=0.9, attempts=3)
+    assert len(all_fail.trace.answer_values) == 3
+    assert all_fail.trace.replayed_tokens == len(all_fail.tokens)
+    # the checks pass at once but the head is below its threshold: the head decides alone
+    low = run(fails=0, value=0.1, attempts=3)
+    assert len(low.trace.answer_values) == 3
 
 
 @pytest.mark.parametrize("features", ["last", "mean", "last+mean"])

@@ -40,3 +40,37 @@ class RejectTokens(Verifier):
     def rollback(self, n: int) -> None:
         del self._tokens[len(self._tokens) - n :]
         self._scored = min(self._scored, len(self._tokens))
+
+
+class FailsFirstAnswers(Verifier):
+    """A whole-answer check (the real interface): the first ``fails`` answers each fail one
+    check, later ones pass. An answer ends where everything is rolled back."""
+
+    name = "fails-first"
+
+    def __init__(self, fails: int) -> None:
+        super().__init__()
+        self.fails = fails
+        self.answers = 0
+        self._n = self._scored = 0
+
+    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
+        self.answers, self._n, self._scored = 0, 0, 0
+        return 1.0
+
+    def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
+        self._n += len(tokens)
+
+    def values(self) -> np.ndarray:
+        out = np.ones(self._n - self._scored)
+        self._scored = self._n
+        return out
+
+    def rollback(self, n: int) -> None:
+        self._n -= n
+        self._scored = min(self._scored, self._n)
+        if self._n == 0:
+            self.answers += 1
+
+    def answer_failures(self) -> int | None:
+        return 1 if self.answers < self.fails else 0

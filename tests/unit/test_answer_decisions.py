@@ -7,14 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.verifier_training.answer_fit import cross_fit_answers
+from planner.verifier_training.answer_fit import cross_fit_answers, within_problem_auc
 from planner.verifier_training.answers import AnswerFeatures
-from planner.verifier_training.replay import (
-    attempts_by_problem,
+from planner.verifier_training.replay import attempts_by_problem, replay
+from planner.verifier_training.rules import (
+    Attempts,
     best_of,
+    examples_first,
+    examples_then,
     greedy_rule,
     regenerate_below,
-    replay,
+    vgb_answers,
 )
 from runtime.errors import HeadError, UsageError
 from runtime.verifiers.head import ValueHead
@@ -90,13 +93,13 @@ def test_rules_replay_what_a_decoder_would_have_returned() -> None:
     y = np.array([1, 0, 0, 0, 1, 1])
     value = np.array([0.9, 0.2, 0.1, 0.3, 0.8, 0.7])
     threshold = np.full(6, 0.5)
-    assert greedy_rule(attempts[1]) == (1, 1)
-    assert best_of(value, 3)(attempts[1]) == (0, 3)  # s1 has the highest value
+    assert greedy_rule(attempts[1]) == (1, [1])
+    assert best_of(value, 3)(attempts[1]) == (0, [1, 2, 0])  # s1 has the highest value
     # problem 1: greedy 0.2 < 0.5 -> s0 (0.1) -> s1 (0.9): three made, the best returned
-    assert regenerate_below(value, threshold, 3)(attempts[1]) == (0, 3)
-    assert regenerate_below(value, threshold, 2)(attempts[1]) == (1, 2)  # ties: the earlier
+    assert regenerate_below(value, threshold, 3)(attempts[1]) == (0, [1, 2, 0])
+    assert regenerate_below(value, threshold, 2)(attempts[1]) == (1, [1, 2])  # ties: earlier
     # problem 0: greedy 0.8 >= 0.5: kept, nothing regenerated
-    assert regenerate_below(value, threshold, 3)(attempts[0]) == (4, 1)
+    assert regenerate_below(value, threshold, 3)(attempts[0]) == (4, [4])
     rows = replay(
         attempts,
         y,
@@ -108,6 +111,58 @@ def test_rules_replay_what_a_decoder_would_have_returned() -> None:
     assert by["greedy"]["passed"] == 1 and by["best"]["passed"] == 2
     assert by["best"]["vs_greedy"] == {"wins": 1, "losses": 0, "p_value": 1.0}
     assert by["best"]["tokens_per_problem"] == 30 and by["oracle@3"]["passed"] == 2
+    assert by["best"]["emitted_token_share"] == pytest.approx(1 / 3, abs=1e-3)
+    assert by["greedy"]["emitted_token_share"] == 1.0
+
+
+def test_examples_decide_first_and_the_head_ranks_ties_and_decides_where_none_are_stated() -> None:
+    a = Attempts("HumanEval/3", [0, 1, 2, 3])
+    n_ex = np.array([2, 2, 2, 2])
+    failed = np.array([1, 0, 0, 1])  # greedy fails one example; s0 and s1 pass them
+    value = np.array([0.9, 0.3, 0.7, 0.95])
+    thr = np.full(4, 0.5)
+    assert examples_first(n_ex, failed, 4)(a) == (1, [0, 1])  # the first passing one
+    # stacked: s0 passes the examples but is valued below the threshold: s1 is made and wins
+    assert examples_then(value, thr, n_ex, failed, 4)(a) == (2, [0, 1, 2])
+    # within two answers only s0 passed: it wins over greedy's higher value
+    assert examples_then(value, thr, n_ex, failed, 2)(a) == (1, [0, 1])
+    # all fail: fewest failures first, then the head's value
+    all_fail = np.array([2, 1, 1, 2])
+    assert examples_first(n_ex, all_fail, 4)(a) == (1, [0, 1, 2, 3])
+    assert examples_then(value, thr, n_ex, all_fail, 4)(a) == (2, [0, 1, 2, 3])
+    # no examples stated: examples keep greedy, the stack lets the head decide alone
+    none = np.zeros(4, dtype=int)
+    assert examples_first(none, failed, 4)(a) == (0, [0])
+    assert examples_then(value, thr, none, failed, 4)(a) == regenerate_below(value, thr, 4)(a)
+
+
+def test_vgb_over_answers_accepts_samples_in_proportion_to_their_value() -> None:
+    a = Attempts("HumanEval/5", [0, 1, 2, 3])
+    sure = np.array([0.0, 0.0, 1.0, 0.0])  # greedy is never a VGB proposal
+    for seed in range(5):
+        assert vgb_answers(sure, 3, seed)(a) == (2, [1, 2])
+    never = np.array([0.9, 0.0, 0.0, 0.0])
+    row, made = vgb_answers(never + 1e-9 * np.arange(4), 3, 0)(a)
+    assert made == [1, 2, 3] and row == 3  # all rejected: the highest-valued sample
+    half = np.array([0.0, 0.5, 0.5, 0.5])
+    first = [
+        vgb_answers(half, 1, s)(Attempts(f"HumanEval/{t}", [0, 1]))[0]
+        for s in range(20)
+        for t in range(20)
+    ]
+    assert set(first) == {1}
+    accepted = [len(vgb_answers(half, 3, s)(a)[1]) == 1 for s in range(400)]
+    assert 0.4 < float(np.mean(accepted)) < 0.6
+
+
+def test_within_problem_auc_ignores_which_problems_are_hard() -> None:
+    task = np.array(["a"] * 4 + ["b"] * 4)
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    # a signal that only knows problem a is easier: perfect overall order, useless within
+    hardness = np.array([0.9, 0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1])
+    assert within_problem_auc(hardness, y, task) == 0.5
+    ranking = np.array([0.5, 0.6, 0.7, 0.1, 0.2, 0.3, 0.1, 0.9])
+    assert within_problem_auc(ranking, y, task) == 1.0
 
 
 def test_replay_needs_greedy_answers() -> None:

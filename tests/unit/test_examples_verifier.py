@@ -141,6 +141,29 @@ def test_out_of_tries_the_answer_that_failed_fewest_examples_is_put_back() -> No
     assert (v.values() == 1.0).all() and v.hold_from() is None  # settled: it stands
 
 
+def test_the_answer_in_place_reports_how_many_examples_it_failed() -> None:
+    """What a whole-answer strategy (regenerate) ranks answers by, fewest failures first."""
+    table, v = _started(max_rejections=3)
+    intro = _tokens("Sure:\n```python\n", table)
+    v.extend(intro, None)
+    v.values()
+    assert v.answer_failures() == 5  # the function is not finished: worse than failing all 4
+    nearly = _tokens(
+        "def add(xs, k):\n    return [x + k for x in xs] if k != 2 else []\n```", table
+    )
+    v.extend(nearly, None)
+    v.values()
+    assert v.answer_failures() == 1
+    v.rollback(len(intro) + len(nearly))  # a new answer from the start
+    assert v.answer_failures() == 5
+    v.extend(intro + _tokens("def add(xs, k):\n    return [x + k for x in xs]\n```", table), None)
+    v.values()
+    assert v.answer_failures() == 0
+    table, none = _started(max_rejections=3)
+    none.begin(_tokens("Write a haiku.", table), None)
+    assert none.answer_failures() is None  # no examples stated: nothing to rank by
+
+
 def test_parse_examples_in_named_input_forms() -> None:
     code = (
         "def pick(arr, k):\n"
