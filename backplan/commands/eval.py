@@ -48,6 +48,13 @@ def eval_group() -> None:
 )
 @seed_option(0, "Sampling seed (the same for every problem); with it a sampled run repeats.")
 @click.option(
+    "--attempts",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="With --strategy regenerate: most whole answers per problem (default: the "
+    "strategy's own).",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -84,6 +91,7 @@ def humaneval(
     max_tokens: int,
     temperature: float,
     seed: int,
+    attempts: int | None,
     out: Path | None,
     server: str | None,
     concurrency: int,
@@ -93,8 +101,16 @@ def humaneval(
     """pass@1 on HumanEval's 164 problems (greedy by default), with a 95% confidence interval."""
     from planner.quality.harness import results_stem, run_humaneval, run_humaneval_served
     from planner.quality.results import EvalConfig, read_runs, record_summary
+    from runtime.errors import UsageError
     from runtime.home import home
 
+    if attempts is not None and strategy != "regenerate":
+        raise UsageError("--attempts applies to --strategy regenerate only; drop it or add that")
+    if attempts is not None and server is not None:
+        raise UsageError(
+            "with --server the server's own regenerate settings decide; drop --attempts (or "
+            "evaluate in-process, without --server)"
+        )
     config = EvalConfig(
         model=model,
         verifier=verifier,
@@ -102,6 +118,7 @@ def humaneval(
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
+        attempts=attempts,
     )
     if strategy == "vgb" and temperature == 0:
         click.echo(

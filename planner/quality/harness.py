@@ -46,6 +46,8 @@ def results_stem(config: EvalConfig) -> str:
     """The default results file's name without ``.jsonl``: model, verifier, strategy and, for
     a sampled run, its :func:`decoding_tag`; characters a file name may not hold become ``_``."""
     name = f"{config.model}_{config.verifier}_{config.strategy}"
+    if config.attempts is not None:
+        name += f"-a{config.attempts}"
     if config.temperature > 0:
         name += f"_{decoding_tag(config)}"
     return "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in name)
@@ -79,7 +81,7 @@ def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
     if header is None:
         return {}
     done = {rec["task_id"]: rec for rec in records}
-    mine = config.model_dump()
+    mine = config.header()
     if header.get("scoring") != mine["scoring"]:
         same = {k: v for k, v in header.items() if k != "scoring"}
         if same == {k: v for k, v in mine.items() if k != "scoring"}:
@@ -111,7 +113,7 @@ def _start(
     problems = load_humaneval()[: limit or None]
     done = _read(out, config)
     if not out.exists() or not out.read_text(encoding="utf-8").strip():
-        write_text_atomic(out, json.dumps({"config": config.model_dump()}) + "\n")
+        write_text_atomic(out, json.dumps({"config": config.header()}) + "\n")
     return problems, done, [p for p in problems if p.task_id not in done]
 
 
@@ -171,6 +173,7 @@ def run_humaneval(
     """Evaluate (resuming from ``out``), return the summary."""
     from runtime.generation import Runtime, RuntimeSettings
     from runtime.samplers.choice import SamplingParams
+    from runtime.samplers.regenerate import RegenerateParams
 
     problems, done, todo = _start(config, out, limit)
     passed_so_far = sum(1 for p in problems if done.get(p.task_id, {}).get("passed"))
@@ -180,7 +183,16 @@ def run_humaneval(
         groups.setdefault(specs[p.task_id], []).append(p)
     finished = len(problems) - len(todo)
     for spec, group in groups.items():
-        settings = RuntimeSettings(model=config.model, verifier=spec, strategy=config.strategy)  # type: ignore[arg-type]
+        settings = RuntimeSettings(
+            model=config.model,
+            verifier=spec,
+            strategy=config.strategy,  # type: ignore[arg-type]
+            **(
+                {}
+                if config.attempts is None
+                else {"regenerate": RegenerateParams(attempts=config.attempts)}
+            ),
+        )
         with Runtime(settings) as rt:
             sampling = SamplingParams(temperature=config.temperature)
             for problem in group:
@@ -325,5 +337,5 @@ def rescore(
         if progress is not None:
             progress(i, len(records), passed)
     body = "".join(json.dumps(r) + "\n" for r in records)
-    write_text_atomic(path, json.dumps({"config": config.model_dump()}) + "\n" + body)
+    write_text_atomic(path, json.dumps({"config": config.header()}) + "\n" + body)
     return config, summarise(config, records)

@@ -45,6 +45,17 @@ class EvalConfig(BaseModel):
     seed: int = 0
     prompt_format: str = "chat-fenced-v1"
     scoring: str = SCORING
+    attempts: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="The regenerate strategy's most whole answers per problem (None: its default).",
+    )
+
+    def header(self) -> dict[str, Any]:
+        """What a results file's header stores (unset options left out, so files written
+        before an option existed still resume)."""
+        return self.model_dump(exclude_none=True)
 
     @field_validator("verifier")
     @classmethod
@@ -157,7 +168,7 @@ def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, An
     timed = [r for r in records if "code_cpu_s" in r and r.get("emitted_tokens")]
     timed_tokens = sum(int(r["emitted_tokens"]) for r in timed)
     return {
-        **config.model_dump(),
+        **config.header(),
         "n": n,
         "passed": passed,
         "pass_at_1": round(passed / n, 4) if n else 0.0,

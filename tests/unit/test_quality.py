@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from planner.quality.dataset import load_humaneval
-from planner.quality.harness import _read, check_source, extract_program, rescore
+from planner.quality.harness import _read, check_source, extract_program, rescore, results_stem
 from planner.quality.results import (
     SCORING,
     EvalConfig,
@@ -152,7 +152,7 @@ def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     cfg = EvalConfig(model="m")
     out.write_text(
-        json.dumps({"config": cfg.model_dump()})
+        json.dumps({"config": cfg.header()})
         + "\n"
         + json.dumps(_record("HumanEval/0", passed=True))
         + "\n"
@@ -160,7 +160,12 @@ def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     assert set(_read(out, cfg)) == {"HumanEval/0"}
     with pytest.raises(UsageError, match="another configuration"):
         _read(out, EvalConfig(model="m", verifier="syntax"))
-    old = cfg.model_dump()
+    with pytest.raises(UsageError, match="attempts None there, 4 here"):  # an option the file predates
+        _read(out, EvalConfig(model="m", strategy="regenerate", attempts=4))
+    assert "attempts" not in cfg.header()  # so files written before it still resume
+    regen = EvalConfig(model="m", verifier="latent", strategy="regenerate", attempts=4)
+    assert results_stem(regen) == "m_latent_regenerate-a4"
+    old = cfg.header()
     del old["scoring"]  # written before scoring was recorded
     out.write_text(json.dumps({"config": old}) + "\n")
     with pytest.raises(UsageError, match="backplan eval rescore"):
