@@ -162,6 +162,10 @@ def standard_rules(
                 rules[f"examples then {name}, up to {n}"] = examples_then(
                     score, thr, n_ex, failed, n
                 )
+            fails = np.where(n_ex > 0, failed, 0)
+            rules[f"VGB over answers by examples x head, up to {n}"] = [
+                vgb_answers(values, n, seed, fails) for seed in range(vgb_seeds)
+            ]
     return rules
 
 

@@ -18,7 +18,8 @@ decoder would make them, and returns (the answer it would have returned, the ans
   tree's only level, the walk from the root moves to answer y with probability proportional to
   pi(y) V(y): sample y, accept it with probability V(y) (rejection sampling); after N
   rejections the highest-valued sample is returned. Sampled answers only (no greedy first), so
-  it is paired with plain sampling at the same temperature.
+  it is paired with plain sampling at the same temperature. Stacked with the examples, the
+  value is the stack's: the head's where an answer passes them, 0 where it fails.
 """
 
 from __future__ import annotations
@@ -113,7 +114,12 @@ def examples_then(
     return rule
 
 
-def vgb_answers(values: np.ndarray, n: int, seed: int) -> Rule:
+def vgb_answers(values: np.ndarray, n: int, seed: int, failed: np.ndarray | None = None) -> Rule:
+    """With ``failed`` (checks each answer failed; 0 where the prompt states none) the value
+    is the stack's: the head's where the checks pass, 0 where they fail; after N rejections
+    the answer failing fewest checks, then the highest-valued, is returned."""
+    fails = np.zeros(len(values), dtype=int) if failed is None else failed
+
     def rule(a: Attempts) -> tuple[int, list[int]]:
         # one stream per (seed, problem): a problem's walk does not depend on the others
         rng = np.random.default_rng([seed, task_number(a.task)])
@@ -121,8 +127,8 @@ def vgb_answers(values: np.ndarray, n: int, seed: int) -> Rule:
         made: list[int] = []
         for i in pool:
             made.append(i)
-            if rng.random() < values[i]:
+            if rng.random() < (values[i] if fails[i] == 0 else 0.0):
                 return i, made
-        return _best(made, lambda i: (values[i],)), made
+        return _best(made, lambda i: (-fails[i], values[i])), made
 
     return rule

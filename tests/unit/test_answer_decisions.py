@@ -144,6 +144,10 @@ def test_vgb_over_answers_accepts_samples_in_proportion_to_their_value() -> None
     never = np.array([0.9, 0.0, 0.0, 0.0])
     row, made = vgb_answers(never + 1e-9 * np.arange(4), 3, 0)(a)
     assert made == [1, 2, 3] and row == 3  # all rejected: the highest-valued sample
+    # stacked with checks: a failing answer is never accepted, however high its value
+    failed = np.array([0, 1, 0, 1])
+    assert vgb_answers(np.array([0.0, 1.0, 0.0, 1.0]), 3, 0, failed)(a) == (2, [1, 2, 3])
+    assert vgb_answers(np.array([0.0, 1.0, 1.0, 1.0]), 3, 0, failed)(a) == (2, [1, 2])
     half = np.array([0.0, 0.5, 0.5, 0.5])
     first = [
         vgb_answers(half, 1, s)(Attempts(f"HumanEval/{t}", [0, 1]))[0]

@@ -160,7 +160,8 @@ def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     assert set(_read(out, cfg)) == {"HumanEval/0"}
     with pytest.raises(UsageError, match="another configuration"):
         _read(out, EvalConfig(model="m", verifier="syntax"))
-    with pytest.raises(UsageError, match="attempts None there, 4 here"):  # an option the file predates
+    # an option the file predates
+    with pytest.raises(UsageError, match="attempts None there, 4 here"):
         _read(out, EvalConfig(model="m", strategy="regenerate", attempts=4))
     assert "attempts" not in cfg.header()  # so files written before it still resume
     regen = EvalConfig(model="m", verifier="latent", strategy="regenerate", attempts=4)
