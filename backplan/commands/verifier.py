@@ -293,5 +293,6 @@ def replay(
         write_text_atomic(out_dir / "replay.md", text)
         stem = f"{report['reader']}-answer"
         for fs, fit in fits.items():
-            save_heads(fit, out_dir / "heads", f"{stem}-{fs.replace('+', '-')}", fit_labels)
+            if fit.heads:  # an offline-only fit (reading log-probabilities) keeps no head
+                save_heads(fit, out_dir / "heads", f"{stem}-{fs.replace('+', '-')}", fit_labels)
         click.echo(f"report and heads in {out_dir}")

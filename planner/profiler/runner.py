@@ -121,6 +121,20 @@ CONFIGS: dict[str, ProfileConfig] = {
             0.0,
             "syntax and the prompt's examples run in the jail, threshold backtracking",
         ),
+        ProfileConfig(
+            "latent-regenerate",
+            "regenerate",
+            "latent={head}",
+            0.0,
+            "latent head judging whole answers: regenerated while below its threshold",
+        ),
+        ProfileConfig(
+            "examples-regenerate",
+            "regenerate",
+            "syntax+examples=8+latent={head}",
+            0.0,
+            "the prompt's examples decide first, the latent head ranks whole answers",
+        ),
     )
 }
 

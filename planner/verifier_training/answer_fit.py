@@ -101,8 +101,15 @@ def cross_fit_answers(
     precision: float = 0.85,
     model_name: str = "",
     data_id: str = "",
+    confidence: bool = False,
 ) -> AnswerFit:
+    """``confidence``: the head reads the answer's length and token log-probabilities beside
+    the hidden states (offline only: the runtime's verifiers see no log-probabilities yet, so
+    no head file is kept; its values and AUCs say what passing them would buy)."""
     x = feats.matrix(features)
+    if confidence:
+        base = feats.baselines()
+        x = np.hstack([x, np.column_stack([base[col] for col in BASELINE_SETS["length+logprobs"]])])
     y = feats.y.astype(int)
     folds = assign_folds(feats.task.tolist(), k)
     fold = np.array([folds[t] for t in feats.task])
@@ -137,7 +144,8 @@ def cross_fit_answers(
             note=f"cross-fitted whole-answer head: use only on fold {f}'s problems",
         )
         heldout = sorted(set(feats.task[test].tolist()), key=task_number)
-        heads.append((f, head.with_metadata(md), tasks, heldout))
+        if not confidence:
+            heads.append((f, head.with_metadata(md), tasks, heldout))
         for name, cols in BASELINE_SETS.items():
             # fitted and calibrated on exactly the head's rows
             bx = np.column_stack([base_x[col] for col in cols])
@@ -146,7 +154,8 @@ def cross_fit_answers(
             baseline_thresholds[name][test] = calibrate_threshold(
                 model.predict_proba(bx[cal_rows])[:, 1], y[cal_rows], precision
             )
-    return AnswerFit(features, k, values, thresholds, baselines, baseline_thresholds, heads)
+    name = f"{features}+confidence" if confidence else features
+    return AnswerFit(name, k, values, thresholds, baselines, baseline_thresholds, heads)
 
 
 def save_heads(fit: AnswerFit, out_dir: Path, stem: str, y: np.ndarray) -> Path:

@@ -218,6 +218,12 @@ def replay_report(
     aucs = {fs: fit.report(y, feats.task) for fs, fit in fits.items()}
     best_fs = max(fits, key=lambda fs: aucs[fs]["auc_out_of_fold"]["head"] or 0.0)
     best = fits[best_fs]
+    # offline: the best head also reading the answer's confidence (no runtime head yet)
+    conf = cross_fit_answers(
+        feats, features=best_fs, k=k, c=c, precision=precision, confidence=True
+    )
+    fits[conf.features] = conf
+    aucs[conf.features] = conf.report(y, feats.task)
     checks = None
     if examples:  # the same order as the features: both follow the rollouts file
         found = cached_example_checks(rows, None if checks_cache is None else Path(checks_cache))
@@ -238,6 +244,7 @@ def replay_report(
                 best.baselines["length+logprobs"],
                 best.baseline_thresholds["length+logprobs"],
             ),
+            "head+confidence (offline)": (conf.values, conf.thresholds),
         },
         n_max,
         checks=checks,

@@ -126,6 +126,14 @@ def test_replay_command_reports_heads_baselines_and_rules(tmp_path: Path, smol_p
     assert rules["oracle@3"]["passed"] == 10  # every problem has a right sample
     assert rules["sample"]["passed"] == 0 and rules["sample"]["vs_greedy"]["losses"] == 5
     assert all(1 <= r["answers_per_problem"] <= 3 for r in rules.values())
+    assert all(0 < (r["emitted_token_share"] or 1) <= 1 for r in rules.values())
+    # the prompt's examples were run on every answer: alone and stacked with each signal
+    assert {"examples, up to 3", "examples then head, up to 3"} <= set(rules)
+    vgb = rules["VGB over answers by head, up to 3"]
+    assert vgb["seeds"]["passed_min"] <= vgb["passed"] <= vgb["seeds"]["passed_max"]
+    assert all("auc_within_problem" in h for h in report["heads"].values())
+    offline = [fs for fs in report["heads"] if fs.endswith("+confidence")]
+    assert len(offline) == 1  # the best head reading log-probabilities too: no head file kept
     assert len(list((tmp_path / "out" / "heads").glob("*.npz"))) == 4  # 2 feature sets x 2 folds
     # each feature set's manifest is what eval reads to pick the head that never saw a problem
     from planner.quality.harness import resolve_crossfit
