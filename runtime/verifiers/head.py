@@ -158,10 +158,15 @@ class ValueHead:
         z = z.reshape(-1)
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
 
+    @property
+    def hidden_size(self) -> int:
+        """The model's hidden size this head reads (``last+mean`` reads two side by side)."""
+        return self.n_embd // 2 if self.metadata.features == "last+mean" else self.n_embd
+
     def check_model(self, n_embd: int, model_sha256: str | None = None) -> None:
-        if n_embd != self.n_embd:
+        if n_embd != self.hidden_size:
             raise HeadError(
-                f"this head was made for hidden size {self.n_embd}, the model has "
+                f"this head was made for hidden size {self.hidden_size}, the model has "
                 f"{n_embd}; pick a head trained for this model"
             )
         want = self.metadata.model_sha256

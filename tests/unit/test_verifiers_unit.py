@@ -82,6 +82,11 @@ def test_head_round_trip_and_checks(tmp_path: Path) -> None:
     with pytest.raises(HeadError, match="size 8"):
         again.predict(np.zeros((1, 576), np.float32))
     assert not list(tmp_path.glob("*.partial"))
+    # a whole-answer head reading the last and the mean hidden state side by side: 2 x 4 wide
+    both = head.with_metadata(head.metadata.model_copy(update={"features": "last+mean"}))
+    both.check_model(4)
+    with pytest.raises(HeadError, match="hidden size 4"):
+        both.check_model(8)
 
 
 def test_corrupt_head_file_is_a_clear_error(tmp_path: Path) -> None:
