@@ -55,6 +55,14 @@ def eval_group() -> None:
     "strategy's own).",
 )
 @click.option(
+    "--accept",
+    type=click.Choice(["threshold", "value"]),
+    default=None,
+    help="With --strategy regenerate: keep an answer at the threshold (default), or 'value': "
+    "VGB over whole answers (every answer sampled at --temperature, kept with probability "
+    "equal to its value).",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -92,6 +100,7 @@ def humaneval(
     temperature: float,
     seed: int,
     attempts: int | None,
+    accept: str | None,
     out: Path | None,
     server: str | None,
     concurrency: int,
@@ -104,12 +113,18 @@ def humaneval(
     from runtime.errors import UsageError
     from runtime.home import home
 
-    if attempts is not None and strategy != "regenerate":
-        raise UsageError("--attempts applies to --strategy regenerate only; drop it or add that")
-    if attempts is not None and server is not None:
+    for flag, value in (("--attempts", attempts), ("--accept", accept)):
+        if value is not None and strategy != "regenerate":
+            raise UsageError(f"{flag} applies to --strategy regenerate only; drop it or add that")
+        if value is not None and server is not None:
+            raise UsageError(
+                f"with --server the server's own regenerate settings decide; drop {flag} (or "
+                "evaluate in-process, without --server)"
+            )
+    if accept == "value" and temperature == 0:
         raise UsageError(
-            "with --server the server's own regenerate settings decide; drop --attempts (or "
-            "evaluate in-process, without --server)"
+            "--accept value samples every answer at --temperature; pass one above 0 (the "
+            "rollouts were drawn at 0.8)"
         )
     config = EvalConfig(
         model=model,
@@ -119,6 +134,7 @@ def humaneval(
         temperature=temperature,
         seed=seed,
         attempts=attempts,
+        accept=accept,  # type: ignore[arg-type]
     )
     if strategy == "vgb" and temperature == 0:
         click.echo(

@@ -88,6 +88,12 @@ from runtime.samplers.strategies import ThresholdParams, VGBParams
 )
 @click.option("--attempts", type=int, default=None, help=field_help(RegenerateParams, "attempts"))
 @click.option(
+    "--accept",
+    type=click.Choice(["threshold", "value"]),
+    default=None,
+    help=field_help(RegenerateParams, "accept"),
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -116,6 +122,7 @@ def generate(
     window: int | None,
     token_budget: float | None,
     attempts: int | None,
+    accept: str | None,
     as_json: bool,
 ) -> None:
     """Generate a reply to PROMPT (- reads it from standard input) with a verifier and a
@@ -157,7 +164,9 @@ def generate(
         vgb=validated(
             VGBParams, action_tokens=action_tokens, window=window, token_budget=token_budget
         ),
-        regenerate=validated(RegenerateParams, attempts=attempts, threshold=reject_below),
+        regenerate=validated(
+            RegenerateParams, attempts=attempts, threshold=reject_below, accept=accept
+        ),
     )
     with Runtime(settings) as rt:
         tokens = rt.prompt_tokens(prompt, chat=not raw, system=system)

@@ -48,6 +48,8 @@ def results_stem(config: EvalConfig) -> str:
     name = f"{config.model}_{config.verifier}_{config.strategy}"
     if config.attempts is not None:
         name += f"-a{config.attempts}"
+    if config.accept == "value":
+        name += "-vgb"
     if config.temperature > 0:
         name += f"_{decoding_tag(config)}"
     return "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in name)
@@ -187,10 +189,12 @@ def run_humaneval(
             model=config.model,
             verifier=spec,
             strategy=config.strategy,  # type: ignore[arg-type]
-            **(
-                {}
-                if config.attempts is None
-                else {"regenerate": RegenerateParams(attempts=config.attempts)}
+            regenerate=RegenerateParams(
+                **{
+                    k: v
+                    for k, v in (("attempts", config.attempts), ("accept", config.accept))
+                    if v is not None
+                }
             ),
         )
         with Runtime(settings) as rt:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -50,6 +50,11 @@ class EvalConfig(BaseModel):
         ge=1,
         le=64,
         description="The regenerate strategy's most whole answers per problem (None: its default).",
+    )
+    accept: Literal["threshold", "value"] | None = Field(
+        None,
+        description="The regenerate strategy's rule for keeping an answer (None: threshold); "
+        "value is VGB over whole answers.",
     )
 
     def header(self) -> dict[str, Any]:

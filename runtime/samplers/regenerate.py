@@ -13,11 +13,18 @@ is kept only when it passes them and its value reaches the threshold, and the an
 ranked by fewest failed checks, then by value, so the head ranks the answers that tie on the
 checks and decides alone where the prompt states none (the replay's ``examples then head``).
 The threshold is the graded (learned) members' own, not a 0/1 check's.
+
+``accept="value"`` is VGB with a whole answer as its one action: on a tree whose only level is
+the finished answers, the walk from the root moves to answer y with probability proportional
+to pi(y) V(y), which is rejection sampling: every answer is sampled at ``temperature`` (the
+first too), kept with probability V(y) (0 where it fails a check); after ``attempts`` the one
+failing fewest checks, then the highest-valued, is returned. The replay's ``VGB over answers``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +51,13 @@ class RegenerateParams(BaseModel):
     temperature: float = Field(
         0.8, ge=0.0, le=5.0, description="Sampling temperature of the answers after the first."
     )
+    accept: Literal["threshold", "value"] = Field(
+        "threshold",
+        description="threshold: keep the first answer passing its checks and valued at least "
+        "the threshold (the first decoded as the request asks). value: VGB over whole "
+        "answers: every answer sampled at the temperature, kept with probability equal to "
+        "its value.",
+    )
 
 
 class RegenerateStrategy(Strategy):
@@ -68,15 +82,16 @@ class RegenerateStrategy(Strategy):
         if threshold is None:
             threshold = ver.answer_threshold if ver is not None else 0.0
         best: tuple[tuple[int, float], list[int], str] | None = None
+        sampled = p.accept == "value"  # VGB: the first answer is a proposal like the rest
         for attempt in range(p.attempts):
             if attempt:
                 state.rollback_to(0)
                 trace.rejected_tokens += 1
-                if p.temperature != state.chooser.params.temperature:
-                    state.chooser = TokenChooser(
-                        state.chooser.params.model_copy(update={"temperature": p.temperature}),
-                        state.chooser.rng,
-                    )
+            if (attempt or sampled) and p.temperature != state.chooser.params.temperature:
+                state.chooser = TokenChooser(
+                    state.chooser.params.model_copy(update={"temperature": p.temperature}),
+                    state.chooser.rng,
+                )
             finish = self._answer(state, max_tokens)
             if ver is None:
                 best = ((0, 1.0), list(state.tokens), finish)
@@ -89,7 +104,11 @@ class RegenerateStrategy(Strategy):
             rank = (-(ver.answer_failures() or 0), value)  # fewest failed checks, then value
             if best is None or rank > best[0]:
                 best = (rank, list(state.tokens), finish)
-            if best[0][0] == 0 and best[0][1] >= threshold:
+            if sampled:
+                if rank[0] == 0 and state.chooser.rng.random() < value:
+                    best = (rank, list(state.tokens), finish)  # accepted: this one, in place
+                    break
+            elif best[0][0] == 0 and best[0][1] >= threshold:
                 break
         assert best is not None
         _, tokens, finish = best

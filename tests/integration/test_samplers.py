@@ -402,6 +402,36 @@ def test_regenerate_stacked_with_checks_lets_checks_decide_first_then_the_head(
     assert len(low.trace.answer_values) == 3
 
 
+def test_regenerate_by_value_is_vgb_over_whole_answers(smol: Model) -> None:
+    """Every answer a sample, kept with probability equal to its value (never one failing a
+    check); the replay's ``VGB over answers``."""
+    from runtime.samplers.regenerate import RegenerateParams
+    from runtime.verifiers.stack import StackedVerifier
+
+    def run(fails: int, value: float, seed: int = 3) -> Generation:
+        head = LatentVerifier(_answer_head(smol.n_embd, "last", value=value))
+        params = RegenerateParams(attempts=3, accept="value", temperature=1.0)
+        settings = RuntimeSettings(strategy="regenerate", regenerate=params)
+        rt = Runtime(
+            settings, model=smol, verifier=StackedVerifier([FailsFirstAnswers(fails), head])
+        )
+        try:
+            return rt.generate(rt.prompt_tokens(PROMPT), max_tokens=16, seed=seed)
+        finally:
+            rt.close()
+
+    plain = Runtime(RuntimeSettings(), model=smol)
+    try:
+        greedy = plain.generate(plain.prompt_tokens(PROMPT), max_tokens=16)
+    finally:
+        plain.close()
+    sure = [run(fails=0, value=0.999, seed=s) for s in range(3)]
+    assert all(len(g.trace.answer_values) == 1 for g in sure)  # accepted at once
+    assert any(g.tokens != greedy.tokens for g in sure)  # the first answer is a sample
+    assert len(run(fails=0, value=1e-4).trace.answer_values) == 3  # (almost) never accepted
+    assert len(run(fails=9, value=0.999).trace.answer_values) == 3  # fails its check: never
+
+
 @pytest.mark.parametrize("features", ["last", "mean", "last+mean"])
 def test_the_runtime_reads_an_answer_as_the_trainer_did(
     smol: Model, smol_path: object, features: str

@@ -120,3 +120,21 @@ def test_a_bad_thread_count_in_the_environment_is_a_usage_error(
         monkeypatch.setenv("BACKPLAN_THREADS", bad)
         with pytest.raises(UsageError, match="BACKPLAN_THREADS"):
             default_threads()
+
+
+def test_regenerate_options_are_refused_where_they_cannot_apply(tmp_path: Path) -> None:
+    _register()
+    out = ["--out", str(tmp_path / "r.jsonl"), "--no-summary"]
+    for args, needle in (
+        (["--attempts", "4"], "--attempts applies to --strategy regenerate only"),
+        (["--accept", "value"], "--accept applies to --strategy regenerate only"),
+        (["--strategy", "regenerate", "--accept", "value"], "pass one above 0"),
+        (
+            ["--strategy", "regenerate", "--attempts", "4", "--server", "http://127.0.0.1:9"],
+            "the server's own regenerate settings decide",
+        ),
+    ):
+        result = CliRunner().invoke(cli, ["eval", "humaneval", *args, *out])
+        assert result.exit_code != 0, (args, result.output)
+        assert [needle in ln for ln in _error_lines(result.output)] == [True], result.output
+    assert not (tmp_path / "r.jsonl").exists()  # refused before anything was written
