@@ -83,6 +83,7 @@ def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
     if header is None:
         return {}
     done = {rec["task_id"]: rec for rec in records}
+    header = {k: v for k, v in header.items() if v is not None}  # unset options: not stored
     mine = config.header()
     if header.get("scoring") != mine["scoring"]:
         same = {k: v for k, v in header.items() if k != "scoring"}
@@ -94,9 +95,9 @@ def _read(path: Path, config: EvalConfig) -> dict[str, dict[str, Any]]:
     if header != mine:
         theirs = header
         differ = ", ".join(
-            f"{k} {theirs.get(k)!r} there, {v!r} here"
-            for k, v in mine.items()
-            if theirs.get(k) != v
+            f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} here"
+            for k in dict.fromkeys([*mine, *theirs])
+            if theirs.get(k) != mine.get(k)
         )
         raise UsageError(
             f"{path} holds results of another configuration ({differ}); pass "
