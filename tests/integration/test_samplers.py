@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from scripted_verifiers import FailsFirstAnswers, RejectTokens
+from scripted_verifiers import Accepting, FailsFirstAnswers, RejectTokens
 
 from runtime.engine.llama import Model
 from runtime.generation import Generation, Runtime, RuntimeSettings
@@ -273,7 +273,7 @@ def test_failed_examples_restart_the_code_block_and_hold_the_stream(smol: Model)
     assert fence >= 0 and "def add" in result.text[fence:]  # each attempt rewrote the block
 
 
-class HoldThenSwap(Verifier):
+class HoldThenSwap(Accepting):
     """A whole-answer verifier (the real interface) that holds everything after position
     ``hold`` and, when the token limit cuts the answer off, hands back ``swap`` in its place."""
 
@@ -282,24 +282,7 @@ class HoldThenSwap(Verifier):
     def __init__(self, hold: int, swap: list[int]) -> None:
         super().__init__()
         self.hold, self.swap = hold, swap
-        self._n = self._scored = 0
         self.asked = 0
-
-    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
-        self._n = self._scored = 0
-        return 1.0
-
-    def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
-        self._n += len(tokens)
-
-    def values(self) -> np.ndarray:
-        out = np.ones(self._n - self._scored)
-        self._scored = self._n
-        return out
-
-    def rollback(self, n: int) -> None:
-        self._n -= n
-        self._scored = min(self._scored, self._n)
 
     def hold_from(self) -> int | None:
         return self.hold

@@ -42,20 +42,16 @@ class RejectTokens(Verifier):
         self._scored = min(self._scored, len(self._tokens))
 
 
-class FailsFirstAnswers(Verifier):
-    """A whole-answer check (the real interface): the first ``fails`` answers each fail one
-    check, later ones pass. An answer ends where everything is rolled back."""
+class Accepting(Verifier):
+    """Values every prefix 1 and keeps count of the tokens: a base for verifiers that act
+    through the interface's other hooks."""
 
-    name = "fails-first"
-
-    def __init__(self, fails: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.fails = fails
-        self.answers = 0
         self._n = self._scored = 0
 
     def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
-        self.answers, self._n, self._scored = 0, 0, 0
+        self._n = self._scored = 0
         return 1.0
 
     def extend(self, tokens: Sequence[int], hidden: np.ndarray | None) -> None:
@@ -69,6 +65,25 @@ class FailsFirstAnswers(Verifier):
     def rollback(self, n: int) -> None:
         self._n -= n
         self._scored = min(self._scored, self._n)
+
+
+class FailsFirstAnswers(Accepting):
+    """A whole-answer check (the real interface): the first ``fails`` answers each fail one
+    check, later ones pass. An answer ends where everything is rolled back."""
+
+    name = "fails-first"
+
+    def __init__(self, fails: int) -> None:
+        super().__init__()
+        self.fails = fails
+        self.answers = 0
+
+    def begin(self, prompt_tokens: Sequence[int], prompt_hidden: np.ndarray | None) -> float:
+        self.answers = 0
+        return super().begin(prompt_tokens, prompt_hidden)
+
+    def rollback(self, n: int) -> None:
+        super().rollback(n)
         if self._n == 0:
             self.answers += 1
 
