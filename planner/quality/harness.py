@@ -191,11 +191,7 @@ def run_humaneval(
             verifier=spec,
             strategy=config.strategy,  # type: ignore[arg-type]
             regenerate=RegenerateParams(
-                **{
-                    k: v
-                    for k, v in (("attempts", config.attempts), ("accept", config.accept))
-                    if v is not None
-                }
+                **config.model_dump(include={"attempts", "accept"}, exclude_none=True)
             ),
         )
         with Runtime(settings) as rt:

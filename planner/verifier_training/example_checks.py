@@ -25,6 +25,7 @@ from runtime.errors import UsageError
 from runtime.files import read_text
 from runtime.sandbox import Limits, run_program
 from runtime.verifiers.examples import (
+    Example,
     assemble_program,
     check_program,
     failed_examples,
@@ -60,8 +61,10 @@ def answer_code(completion: str) -> str:
     return definitions_only(found[0]) if found is not None else ""
 
 
-def check_rollout(prompt_src: str, completion: str, limits: Limits) -> ExampleCheck:
-    examples = parse_examples(prompt_src)
+def check_rollout(
+    prompt_src: str, examples: Sequence[Example], completion: str, limits: Limits
+) -> ExampleCheck:
+    """``examples``: those ``prompt_src`` states (:func:`parse_examples`)."""
     if not examples:
         return ExampleCheck(0, 0)
     code = answer_code(completion)
@@ -100,13 +103,16 @@ def cached_example_checks(
     chunk, so an interrupted pass resumes)."""
     limits = limits or Limits(wall_s=5.0, cpu_s=5)
     have = _load(cache) if cache is not None and cache.is_file() else {}
-    problems = {p.task_id: p for p in load_humaneval()}
-    sources = {t: prompt_code(build_prompt(p)) for t, p in problems.items()}
     keys = [rollout_key(r) for r in rollouts]
     missing = [i for i, k in enumerate(keys) if k not in have]
+    checks: dict[str, tuple[str, list[Example]]] = {}  # per problem: its code and examples
+    if missing:
+        for p in load_humaneval():
+            src = prompt_code(build_prompt(p))
+            checks[p.task_id] = (src, parse_examples(src))
     for n, i in enumerate(missing, 1):
         r = rollouts[i]
-        have[keys[i]] = check_rollout(sources[r.task_id], r.completion, limits)
+        have[keys[i]] = check_rollout(*checks[r.task_id], r.completion, limits)
         if cache is not None and (n % chunk == 0 or n == len(missing)):
             _save(cache, have)
         if progress is not None:

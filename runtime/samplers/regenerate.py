@@ -102,13 +102,11 @@ class RegenerateStrategy(Strategy):
                 value = 0.0  # the verifier refuses this answer as a whole
             trace.answer_values.append(round(value, 4))
             rank = (-(ver.answer_failures() or 0), value)  # fewest failed checks, then value
-            if best is None or rank > best[0]:
+            # VGB keeps this answer with probability equal to its value (never one failing)
+            accepted = sampled and rank[0] == 0 and state.chooser.rng.random() < value
+            if accepted or best is None or rank > best[0]:
                 best = (rank, list(state.tokens), finish)
-            if sampled:
-                if rank[0] == 0 and state.chooser.rng.random() < value:
-                    best = (rank, list(state.tokens), finish)  # accepted: this one, in place
-                    break
-            elif best[0][0] == 0 and best[0][1] >= threshold:
+            if accepted or (not sampled and best[0][0] == 0 and best[0][1] >= threshold):
                 break
         assert best is not None
         _, tokens, finish = best
