@@ -22,7 +22,7 @@ COST_PARTS = ("capex / year", "energy / year", "operations / year")
 def candidate_label(rank: int, c: Candidate, *, short: bool = False) -> str:
     """Unique within a plan: rank, hardware (its id when ``short``), model, quant, verifier."""
     gpu = c.gpu if short else c.gpu_name
-    return f"#{rank} {c.gpu_count} x {gpu} · {c.model} {c.quant} · {c.verifier}"
+    return f"#{rank} {c.gpu_count} x {gpu} · {c.model} {c.quant} · {c.row}"
 
 
 def shortlist_frame(plan: PlanResult) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def shortlist_frame(plan: PlanResult) -> pd.DataFrame:
                 "hardware": f"{c.gpu_count} x {c.gpu_name}",
                 "model": c.model,
                 "quant": c.quant,
-                "verifier": c.verifier,
+                "verifier": c.row,
                 "pass@1": c.pass_at_1,
                 "pass@1 from": c.quality_provenance,
                 "usd_per_1k_solved": c.cost_per_1k_solved_usd,
@@ -72,7 +72,7 @@ def pareto_frame(plan: PlanResult, x: str, frontier: Sequence[str]) -> pd.DataFr
             x: getattr(c, x),
             "pass_at_1": c.pass_at_1 or 0.0,
             "provenance": c.quality_provenance,
-            "verifier": c.verifier,
+            "verifier": c.row,
             "hardware": f"{c.gpu_count} x {c.gpu_name}",
             "model": f"{c.model} {c.quant}",
             "frontier": c.id in front,

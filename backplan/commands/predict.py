@@ -53,7 +53,8 @@ from backplan.options import catalog_option
     default="none",
     show_default=True,
     help="A verifier spec, as backplan plan reads it: none, latent, model:self (an "
-    "equal-size verifier model), syntax+examples=8, ...; its counts per token come from "
+    "equal-size verifier model), syntax+examples=8, ..., with its decoding after '@' "
+    "(default threshold: syntax+examples=8 @regenerate-a8); its counts per token come from "
     "the measured runs where there are some.",
 )
 @click.option(
@@ -95,11 +96,10 @@ def predict(
     from planner.capacity.verifier import step_seconds
     from planner.recommend.costs import CostBook
     from planner.recommend.quality import read_measured, runs_files
-    from planner.recommend.workload import PLAN_STRATEGY
+    from planner.recommend.workload import PlannedVerifier
     from runtime.errors import UsageError
     from runtime.home import catalog_overlay
     from runtime.verifiers.registry import SELF
-    from runtime.verifiers.spec import VerifierSpec
 
     if local_profile is None and (calibration_profiles or probe):
         raise UsageError("--calibrate and --probe work with --local PROFILE; add it or drop them")
@@ -153,7 +153,8 @@ def predict(
         raise UsageError("give --gpu NAME (or --local PROFILE for this machine)")
     if (model is None) == (params_b is None):
         raise UsageError("give exactly one of --model NAME or --params N")
-    spec = VerifierSpec.parse(verifier)
+    row = PlannedVerifier.parse(verifier)
+    spec = row.spec
     g = find_gpu(catalog, gpu)
     if model is not None:
         entry = find_model(catalog, model)
@@ -169,7 +170,7 @@ def predict(
         name = spec.verifier_models[0]
         ver = shape if name == SELF else shape_from_entry(find_model(catalog, name), quant)
     book = CostBook(catalog, None, read_measured(runs_files()))
-    cost = book.cost(spec, "plain" if spec.is_none else PLAN_STRATEGY, entry.id)
+    cost = book.cost(spec, row.decoding, entry.id)
     verifier = spec.plan_key(entry.id)
     need = memory_need(shape, ver, eff, context=max(context, 1), sequences=1, devices=count)
     decode = 1.0 / step_seconds(dev, shape, ver, eff, cost, context=context)

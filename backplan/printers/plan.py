@@ -52,10 +52,10 @@ def print_plan(plan: PlanResult, console: Console | None = None) -> None:
     console.print(plan.calibration)
     shown: set[str] = set()
     for c in plan.shortlist:  # where each verifier row's figures come from, once
-        key = f"{c.model} {c.verifier}"
+        key = f"{c.model} {c.row}"
         if c.verifier != "none" and key not in shown:
             shown.add(key)
             console.print(
-                f"{c.verifier} on {c.model}: {'; '.join(c.notes)}; quality: {c.quality_detail}; "
+                f"{c.row} on {c.model}: {'; '.join(c.notes)}; quality: {c.quality_detail}; "
                 f"counts: {c.verifier_cost_source}"
             )

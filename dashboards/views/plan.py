@@ -26,6 +26,7 @@ from dashboards.state import (
 from hardware_catalog import Catalog
 from planner.profiler.schema import Profile
 from planner.recommend.plan import PlanResult, make_plan
+from planner.recommend.quality import measured_rows, read_measured
 from planner.recommend.workload import DEFAULT_VERIFIERS, Workload, make_workload
 from runtime.errors import BackplanError
 
@@ -35,6 +36,14 @@ CUSTOM_PUE = "a number"
 DEMAND = ("developers", "tokens per day")
 QUANTS = ("Q4_K_M", "Q8_0", "F16")
 GPU_COUNTS = (1, 2, 4, 8)
+
+
+def _measured() -> list[str]:
+    """The configurations the runs lists measured, as the verifiers field spells them."""
+    try:
+        return measured_rows(read_measured(runs()))
+    except BackplanError:  # a bad runs list is reported when the plan is made
+        return []
 
 
 def form_defaults() -> dict[str, Any]:
@@ -239,7 +248,9 @@ def _form(catalog: Catalog, profile_names: list[str]) -> dict[str, Any] | None:
             c1, c2, c3, c4, c5 = st.columns(5)
             v["verifiers"] = c1.multiselect(
                 "Verifiers",
-                list(dict.fromkeys([*DEFAULT_VERIFIERS, "syntax", *last["verifiers"]])),
+                list(
+                    dict.fromkeys([*DEFAULT_VERIFIERS, "syntax", *_measured(), *last["verifiers"]])
+                ),
                 last["verifiers"],
                 accept_new_options=True,
                 help=_help("verifiers"),
@@ -385,7 +396,7 @@ def show_plan(plan: PlanResult, catalog: Catalog, profiles: dict[str, Profile]) 
     )
     st.success(
         f"Best: {best.gpu_count} x {best.gpu_name}, {best.model} {best.quant}, verifier "
-        f"{best.verifier}: {solved} ({best.cost_per_mtok_usd:.3f} USD per million tokens), "
+        f"{best.row}: {solved} ({best.cost_per_mtok_usd:.3f} USD per million tokens), "
         f"pass@1 {(best.pass_at_1 or 0):.3f} ({best.quality_provenance}), "
         f"{best.active_power_w:.0f} W, capex {best.capex_usd:,.0f} USD; binds: {best.binding}."
     )
@@ -449,7 +460,7 @@ def show_plan(plan: PlanResult, catalog: Catalog, profiles: dict[str, Profile]) 
     st.markdown("**Memory per replica against the memory of its GPUs (red tick)**")
     stack, capacity = tables.memory_frames(plan, catalog)
     st.altair_chart(charts.memory_chart(stack, capacity), width="stretch")
-    notes = {(c.model, c.verifier): c for c in plan.shortlist if c.verifier != "none"}
+    notes = {(c.model, c.row): c for c in plan.shortlist if c.verifier != "none"}
     if notes:
         with st.expander("What the verifiers add"):
             for (model, kind), c in notes.items():

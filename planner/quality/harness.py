@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.quality.dataset import Problem, load_humaneval
+from planner.quality.decoding import Decoding
 from planner.quality.results import (
     EvalConfig,
     parse_results,
@@ -45,11 +46,8 @@ def decoding_tag(config: EvalConfig) -> str:
 def results_stem(config: EvalConfig) -> str:
     """The default results file's name without ``.jsonl``: model, verifier, strategy and, for
     a sampled run, its :func:`decoding_tag`; characters a file name may not hold become ``_``."""
-    name = f"{config.model}_{config.verifier}_{config.strategy}"
-    if config.attempts is not None:
-        name += f"-a{config.attempts}"
-    if config.accept == "value":
-        name += "-vgb"
+    greedy = Decoding.of_run(config.model_dump()).model_copy(update={"temperature": 0.0})
+    name = f"{config.model}_{config.verifier}_{greedy.label}"
     if config.temperature > 0:
         name += f"_{decoding_tag(config)}"
     return "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in name)

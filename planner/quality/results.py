@@ -216,7 +216,16 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
 
 def record_summary(summary_file: Path, summary: dict[str, Any]) -> None:
     """Add or replace this configuration's run in a runs list (atomically)."""
-    config_keys = ("model", "verifier", "strategy", "max_tokens", "temperature", "seed")
+    config_keys = (
+        "model",
+        "verifier",
+        "strategy",
+        "attempts",
+        "accept",
+        "max_tokens",
+        "temperature",
+        "seed",
+    )
     key = (*config_keys, "prompt_format", "variant")  # variant: a run kept beside the main one
     defaults: dict[str, Any] = {k: EvalConfig.model_fields[k].default for k in config_keys}
     defaults["prompt_format"] = EvalConfig.model_fields["prompt_format"].default

@@ -24,7 +24,7 @@ def shortlist_cells(rank: int, c: Candidate, hardware: str) -> list[str]:
         f"{c.gpu_count} x {hardware}",
         c.model,
         c.quant,
-        c.verifier,
+        c.row,
         pass_cell(c),
         "-" if c.cost_per_1k_solved_usd is None else f"{c.cost_per_1k_solved_usd:.3f}",
         f"{c.cost_per_mtok_usd:.3f}",

@@ -1,4 +1,4 @@
-"""Which measured counts a plan charges each (model, verifier, strategy), and why.
+"""Which measured counts a plan charges each (model, verifier, decoding), and why.
 
 In order: the ``backplan eval`` run of that configuration on this model (HumanEval answers:
 the real workload's regenerations and checks); else the ``--profile`` configuration with the
@@ -21,6 +21,7 @@ from dataclasses import replace
 from hardware_catalog import Catalog
 from planner.capacity.verifier import VerifierCost, assumed_cost, cost_from_config
 from planner.profiler.schema import Profile, ProfileError
+from planner.quality.decoding import Decoding
 from planner.recommend.quality import Measured
 from runtime.verifiers.spec import VerifierSpec
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class CostBook:
-    """Per (verifier key, strategy, model): the counts to charge, with their source."""
+    """Per (verifier key, decoding, model): the counts to charge, with their source."""
 
     def __init__(self, catalog: Catalog, profile: Profile | None, measured: list[Measured]) -> None:
         self.catalog = catalog
@@ -36,21 +37,21 @@ class CostBook:
         self.measured = measured
         self._cache: dict[tuple[str, str, str], VerifierCost] = {}
 
-    def cost(self, spec: VerifierSpec, strategy: str, model_id: str) -> VerifierCost:
+    def cost(self, spec: VerifierSpec, decoding: Decoding, model_id: str) -> VerifierCost:
         key = spec.plan_key(model_id)
-        memo = (key, strategy, model_id)
+        memo = (key, decoding.label, model_id)
         if memo not in self._cache:
-            self._cache[memo] = self._find(spec, key, strategy, model_id)
+            self._cache[memo] = self._find(spec, key, decoding, model_id)
         return self._cache[memo]
 
-    def _find(self, spec: VerifierSpec, key: str, strategy: str, model_id: str) -> VerifierCost:
-        if key == "none":
-            strategy = "plain"
-        runs = [m for m in self.measured if m.key == key and m.strategy == strategy]
+    def _find(
+        self, spec: VerifierSpec, key: str, decoding: Decoding, model_id: str
+    ) -> VerifierCost:
+        runs = [m for m in self.measured if m.key == key and m.decoding == decoding.label]
         size = self._params(model_id)
         runs.sort(key=lambda m: (m.model != model_id, abs(self._params(m.model) - size)))
         mine = runs[0] if runs and runs[0].model == model_id else None
-        profiled = self._from_profile(spec, key, strategy)
+        profiled = self._from_profile(spec, key, decoding.strategy)
         if mine is not None:
             base = _from_run(mine, spec, key)  # this model on the real workload
         elif profiled is not None:
@@ -107,5 +108,5 @@ def _from_run(run: Measured, spec: VerifierSpec, key: str) -> VerifierCost:
         verifier_forward_per_emitted=ver,
         code_cpu_s_per_token=float(run.run.get("code_cpu_s_per_emitted") or 0.0),
         code_wall_s_per_token=float(run.run.get("code_wall_s_per_emitted") or 0.0),
-        source=f"backplan eval on {run.model} ({run.n} HumanEval answers, {run.strategy})",
+        source=f"backplan eval on {run.model} ({run.n} HumanEval answers, {run.decoding})",
     )

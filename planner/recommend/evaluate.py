@@ -18,9 +18,10 @@ from planner.capacity.roofline import (
 )
 from planner.capacity.shapes import device_from_gpu, shape_from_entry
 from planner.capacity.verifier import check_cpu_ceiling_tok_s, step_seconds
+from planner.quality.decoding import Decoding
 from planner.recommend.costs import CostBook
 from planner.recommend.quality import Provenance, QualityBook
-from planner.recommend.workload import PLAN_STRATEGY, Workload
+from planner.recommend.workload import PlannedVerifier, Workload, row_name
 from planner.tco import TcoInputs, compute_tco
 from runtime.errors import UsageError
 from runtime.verifiers.registry import SELF
@@ -40,7 +41,9 @@ class Candidate(BaseModel):
     model: str
     quant: str
     verifier: str = Field(description="The verifier spec (its planning form).")
-    strategy: str = Field(description="plain without a verifier, else the plan's strategy.")
+    strategy: str = Field(
+        description="How it decodes: a Decoding label (plain, threshold, regenerate-a8, ...)."
+    )
     feasible: bool
     binding: str = Field(description="The constraint closest to its limit (or violated).")
     headroom: dict[str, float] = Field(description="Use / limit per constraint (>1 violates).")
@@ -74,6 +77,11 @@ class Candidate(BaseModel):
     verifier_cost_source: str
     trade: str = Field("", description="What it trades against the next shortlist entry.")
     notes: list[str] = Field(default_factory=list)
+
+    @property
+    def row(self) -> str:
+        """The verifier, with its decoding where not the default: ``syntax @regenerate-a8``."""
+        return row_name(self.verifier, self.strategy)
 
     @property
     def quality_per_kw(self) -> float | None:
@@ -124,16 +132,17 @@ def _verifier_shape(ctx: Context, spec: VerifierSpec, model: ModelEntry, quant: 
 
 
 def evaluate(
-    ctx: Context, gpu: Gpu, count: int, model: ModelEntry, quant: str, spec: VerifierSpec
+    ctx: Context, gpu: Gpu, count: int, model: ModelEntry, quant: str, row: PlannedVerifier
 ) -> Candidate:
     w = ctx.workload
     eff = efficiency_for(gpu.vendor, gpu.kind)
     dev = device_from_gpu(gpu)
     main = shape_from_entry(model, quant)
+    spec = row.spec
     ver = _verifier_shape(ctx, spec, model, quant)
-    strategy = "plain" if spec.is_none else PLAN_STRATEGY
-    cost = ctx.costs.cost(spec, strategy, model.id)
-    plain_cost = ctx.costs.cost(VerifierSpec(), "plain", model.id)
+    strategy = row.decoding.label
+    cost = ctx.costs.cost(spec, row.decoding, model.id)
+    plain_cost = ctx.costs.cost(VerifierSpec(), Decoding(), model.id)
     verifier = spec.plan_key(model.id)
     notes: list[str] = []
     conc = w.concurrency
@@ -232,7 +241,7 @@ def evaluate(
             f"{extra}"
         )
     return Candidate(
-        id=f"{count}x{gpu.id}/{model.id}/{quant}/{verifier}",
+        id=f"{count}x{gpu.id}/{model.id}/{quant}/{row_name(verifier, strategy)}",
         gpu=gpu.id,
         gpu_name=gpu.name,
         gpu_count=count,

@@ -22,7 +22,6 @@ from planner.recommend.quality import QualityBook, read_measured, runs_files
 from planner.recommend.trade import trade_sentence, verdict
 from planner.recommend.workload import Workload
 from runtime.errors import UsageError
-from runtime.verifiers.spec import VerifierSpec
 
 CODE_FAMILIES = ("qwen2.5-coder",)
 
@@ -40,7 +39,8 @@ class PlanResult(BaseModel):
     verdict: str = Field(description="What the verifiers buy on this workload, in numbers.")
     calibration: str = Field(description="How published pass@1 is calibrated to this harness.")
     verifier_costs: dict[str, str] = Field(
-        description="'model verifier': where its counts per token come from."
+        description="'model row' (the verifier, and @decoding off the default): where its "
+        "counts per token come from."
     )
     evaluated: int
     feasible: int
@@ -125,15 +125,15 @@ def make_plan(
     )
     if not models:
         raise UsageError("no models to consider; list some under `models:` in the workload")
-    specs = [VerifierSpec.parse(v) for v in workload.verifiers]
+    rows = workload.planned_verifiers
     evaluated: list[Candidate] = []
     for gpu in gpus:
         counts = [1] if gpu.is_system else workload.gpu_counts
         for count in counts:
             for model in models:
                 for quant in workload.quants:
-                    for spec in specs:
-                        evaluated.append(evaluate(ctx, gpu, count, model, quant, spec))
+                    for row in rows:
+                        evaluated.append(evaluate(ctx, gpu, count, model, quant, row))
     feasible = [c for c in evaluated if c.feasible]
     rejected: dict[str, int] = {}
     for c in evaluated:
@@ -141,9 +141,9 @@ def make_plan(
             rejected[c.binding] = rejected.get(c.binding, 0) + 1
     ranked = sorted(feasible, key=rank_key)
     shortlist: list[Candidate] = []
-    seen: set[tuple[str, int, str, str]] = set()
-    for c in ranked:  # one quantisation per hardware x model x verifier: the best ranked
-        key = (c.gpu, c.gpu_count, c.model, c.verifier)
+    seen: set[tuple[str, int, str, str, str]] = set()
+    for c in ranked:  # one quantisation per hardware x model x verifier x decoding: the best
+        key = (c.gpu, c.gpu_count, c.model, c.verifier, c.strategy)
         if key not in seen:
             seen.add(key)
             shortlist.append(c)
@@ -154,7 +154,7 @@ def make_plan(
     pts_power = [(c.id, c.pass_at_1 or 0.0, c.active_power_w) for c in feasible]
     sources: dict[str, str] = {}
     for c in evaluated:
-        sources.setdefault(f"{c.model} {c.verifier}", c.verifier_cost_source)
+        sources.setdefault(f"{c.model} {c.row}", c.verifier_cost_source)
     return PlanResult(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         workload=workload.model_dump(),

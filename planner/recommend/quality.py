@@ -2,8 +2,10 @@
 
 Three provenances, in order of preference:
 
-- ``measured``: this project's harness (``backplan eval humaneval``, greedy, all problems of
-  the run, n >= :data:`MIN_MEASURED_N`) measured this configuration; its 95% Wilson interval.
+- ``measured``: this project's harness (``backplan eval humaneval``, all problems of the run,
+  n >= :data:`MIN_MEASURED_N`) measured this configuration with this decoding (its
+  :class:`~planner.quality.decoding.Decoding` label: ``threshold``, ``regenerate-a8``,
+  ``vgb-t0.7``, ...); its 95% Wilson interval.
 - ``published``: the model card or technical report's plain instruct figure (the catalogue's
   ``humaneval_pass1_instruct`` with its source), calibrated to this harness by the ratio
   measured on the models of the same family where both exist (:class:`Calibration`); other
@@ -11,9 +13,10 @@ Three provenances, in order of preference:
 - ``extrapolated``: a programmatic verifier (no trained head: ``syntax``, ``examples``) not
   measured on this model, from the **share of the plain model's failures it fixes** where it
   was measured, ``f = (p_v - p_0) / (1 - p_0)``, applied to this model's plain pass@1:
-  ``p = p_0 + f (1 - p_0)`` (:class:`FixRate`). The point estimate uses the mean ``f`` over
-  the measured sizes; the interval spans the lowest and highest ``f`` those sizes' 95%
-  intervals allow (``p_0`` taken as fixed, as in a paired design).
+  ``p = p_0 + f (1 - p_0)`` (:class:`FixRate`), for greedy decodings only. The point
+  estimate uses the mean ``f`` over the measured sizes; the interval spans the lowest and
+  highest ``f`` those sizes' 95% intervals allow (``p_0`` taken as fixed, as in a paired
+  design).
 
 A learned verifier (``latent``, ``model:NAME``) is never extrapolated: its effect belongs to
 its trained head. A copy of the main model as verifier (``model:self``) reads the same hidden
@@ -32,7 +35,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hardware_catalog import Catalog, ModelEntry
+from planner.quality.decoding import Decoding
 from planner.quality.results import RunSummary, read_runs
+from planner.recommend.workload import row_name
 from runtime.errors import UsageError, first_problem
 from runtime.home import home
 from runtime.verifiers.registry import SELF
@@ -59,7 +64,7 @@ class QualityEstimate(BaseModel):
 class Measured:
     model: str
     key: str  # VerifierSpec.plan_key
-    strategy: str
+    decoding: str  # Decoding.label
     n: int
     passed: int
     pass_at_1: float
@@ -113,8 +118,9 @@ def runs_files(extra: Path | None = None) -> list[Path]:
 
 
 def read_measured(paths: Path | list[Path] | None) -> list[Measured]:
-    """The complete greedy runs of runs lists (``backplan eval humaneval --summary``), in the
-    order given: a later file's run of the same configuration replaces an earlier one's."""
+    """The complete runs of runs lists (``backplan eval humaneval --summary``), each under
+    its decoding's label, in the order given: a later file's run of the same configuration
+    replaces an earlier one's."""
     if paths is None:
         return []
     out: list[Measured] = []
@@ -133,14 +139,14 @@ def _read_one(path: Path) -> list[Measured]:
             raise UsageError(
                 f"{path}: run {i}: field {field}: {msg}; fix or move the runs list"
             ) from None
-        if run.n < MIN_MEASURED_N or raw.get("variant") or float(raw.get("temperature", 0)):
+        if run.n < MIN_MEASURED_N or raw.get("variant"):
             continue
         lo, hi = raw.get("ci95") or (run.pass_at_1, run.pass_at_1)
         out.append(
             Measured(
                 model=run.model,
                 key=VerifierSpec.parse(run.verifier).plan_key(run.model),
-                strategy=str(raw.get("strategy", "plain")),
+                decoding=Decoding.of_run(raw).label,
                 n=run.n,
                 passed=int(raw.get("passed", round(run.pass_at_1 * run.n))),
                 pass_at_1=run.pass_at_1,
@@ -151,14 +157,20 @@ def _read_one(path: Path) -> list[Measured]:
     return out
 
 
+def measured_rows(measured: list[Measured]) -> list[str]:
+    """Every measured verifier and decoding, spelt as a workload's ``verifiers`` entry
+    (``SPEC`` for greedy threshold, ``SPEC @LABEL`` otherwise), in first-seen order."""
+    return list(dict.fromkeys(row_name(m.key, m.decoding) for m in measured))
+
+
 class QualityBook:
-    """Looks up or derives the pass@1 of (model, verifier, strategy) for a plan."""
+    """Looks up or derives the pass@1 of (model, verifier, decoding) for a plan."""
 
     def __init__(self, catalog: Catalog, measured: list[Measured]) -> None:
         self.catalog = catalog
         self.measured: dict[tuple[str, str, str], Measured] = {}
         for m in measured:  # a later run of a configuration replaces an earlier one
-            self.measured[(m.model, m.key, m.strategy)] = m
+            self.measured[(m.model, m.key, m.decoding)] = m
         self.calibration = self._calibrate()
 
     @classmethod
@@ -177,12 +189,12 @@ class QualityBook:
                 family[entry.id] = got.pass_at_1 / entry.humaneval_pass1_instruct
         return Calibration(ratios)
 
-    def fix_rates(self, key: str, strategy: str) -> list[FixRate]:
-        """Where ``key`` was measured beside its model's plain run."""
+    def fix_rates(self, key: str, decoding: str) -> list[FixRate]:
+        """Where ``key`` was measured beside its model's plain (greedy) run."""
         out = []
         for (model, k, s), m in self.measured.items():
             plain = self.plain_measured(model)
-            if k != key or s != strategy or plain is None or plain.pass_at_1 >= 1.0:
+            if k != key or s != decoding or plain is None or plain.pass_at_1 >= 1.0:
                 continue
             room = 1.0 - plain.pass_at_1
             entry = self.catalog.models.get(model)
@@ -224,14 +236,14 @@ class QualityBook:
             detail=f"{source}: {published:.3f}, {self.calibration.describe(model.family)}",
         )
 
-    def estimate(self, model: ModelEntry, spec: VerifierSpec, strategy: str) -> QualityEstimate:
-        if spec.is_none:
+    def estimate(self, model: ModelEntry, spec: VerifierSpec, decoding: str) -> QualityEstimate:
+        if spec.is_none and decoding == "plain":
             return self.plain(model)
         key = spec.plan_key(model.id)
-        got = self.measured.get((model.id, key, strategy))
+        got = self.measured.get((model.id, key, decoding))
         if got is not None:
             return _from_measured(got)
-        if key == f"model:{SELF}" and (same := self.measured.get((model.id, "latent", strategy))):
+        if key == f"model:{SELF}" and (same := self.measured.get((model.id, "latent", decoding))):
             est = _from_measured(same)
             return est.model_copy(
                 update={
@@ -243,17 +255,24 @@ class QualityBook:
             return QualityEstimate(
                 pass_at_1=None,
                 provenance="unknown",
-                detail=f"{key} with {strategy} is not measured on {model.id}; a trained "
+                detail=f"{key} with {decoding} is not measured on {model.id}; a trained "
                 "head's effect does not carry over to another model",
             )
-        return self._extrapolate(model, key, strategy)
+        if Decoding.parse(decoding).sampled:
+            return QualityEstimate(
+                pass_at_1=None,
+                provenance="unknown",
+                detail=f"{key} with {decoding} is not measured on {model.id}; sampled "
+                "decodings are not extrapolated (their plain baseline is greedy elsewhere)",
+            )
+        return self._extrapolate(model, key, decoding)
 
-    def _extrapolate(self, model: ModelEntry, key: str, strategy: str) -> QualityEstimate:
-        rates = self.fix_rates(key, strategy)
+    def _extrapolate(self, model: ModelEntry, key: str, decoding: str) -> QualityEstimate:
+        rates = self.fix_rates(key, decoding)
         base = self.plain(model)
         if not rates or base.pass_at_1 is None:
             why = (
-                f"{key} with {strategy} is measured on no model beside its plain run"
+                f"{key} with {decoding} is measured on no model beside its plain run"
                 if not rates
                 else "the plain model's pass@1 is unknown"
             )

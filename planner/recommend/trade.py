@@ -9,7 +9,7 @@ SAME_PASS = 0.02
 
 
 def describe(c: Candidate) -> str:
-    what = f"{c.model} plain" if c.verifier == "none" else f"{c.model} + {c.verifier}"
+    what = f"{c.model} plain" if c.verifier == "none" else f"{c.model} + {c.row}"
     return f"{what} on {c.gpu_count} x {c.gpu_name}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -16,15 +17,52 @@ from pydantic import (
     model_validator,
 )
 
+from planner.quality.decoding import Decoding
 from runtime.errors import UsageError, first_problem
 from runtime.files import read_text, yaml_problem
 from runtime.verifiers.spec import VerifierSpec
 
-#: Verifier rows are planned with threshold backtracking: the strategy measured to help.
-PLAN_STRATEGY = "threshold"
+#: A verifier row that names no decoding is planned with greedy threshold backtracking: the
+#: strategy measured to help; ``SPEC @LABEL`` plans another (``syntax+examples=8 @regenerate-a8``).
+PLAN_DECODING = "threshold"
 #: The verifiers a plan compares unless told otherwise: none, the latent head, an equal-size
 #: separate verifier (the seed's setup) and the programmatic checks measured to help.
 DEFAULT_VERIFIERS: tuple[str, ...] = ("none", "latent", "model:self", "syntax+examples=8")
+
+
+def row_name(verifier: str, decoding: str) -> str:
+    """A plan row as a workload spells it: ``SPEC``, or ``SPEC @LABEL`` off the default."""
+    return verifier if decoding in ("plain", PLAN_DECODING) else f"{verifier} @{decoding}"
+
+
+@dataclass(frozen=True)
+class PlannedVerifier:
+    """One verifier row of a plan: a verifier spec and the decoding it is planned with."""
+
+    spec: VerifierSpec
+    decoding: Decoding
+
+    @classmethod
+    def parse(cls, text: str) -> PlannedVerifier:
+        """``SPEC`` (threshold, or plain for ``none``) or ``SPEC @DECODING``."""
+        spec_text, at, label = text.rpartition("@")
+        if not at:
+            spec_text, label = text, ""
+        spec = VerifierSpec.parse(spec_text)
+        if not label.strip():
+            return cls(spec, Decoding(strategy="plain" if spec.is_none else PLAN_DECODING))
+        decoding = Decoding.parse(label)
+        if spec.is_none != (decoding.strategy == "plain"):
+            why = (
+                "none decodes with plain"
+                if spec.is_none
+                else "a verifier needs a strategy that uses it (threshold, vgb or regenerate)"
+            )
+            raise UsageError(f"{text!r}: {why}; fix the decoding after '@'")
+        return cls(spec, decoding)
+
+    def __str__(self) -> str:
+        return row_name(str(self.spec), self.decoding.label)
 
 
 class Workload(BaseModel):
@@ -72,7 +110,8 @@ class Workload(BaseModel):
         default_factory=lambda: list(DEFAULT_VERIFIERS),
         min_length=1,
         description="Verifier specs to compare (backplan's --verifier spelling: none, latent, "
-        "model:self, syntax+examples=8, ...), each with threshold backtracking.",
+        "model:self, syntax+examples=8, ...), each with greedy threshold backtracking, or with "
+        "the decoding after '@' (syntax+examples=8 @regenerate-a8, latent @vgb-t0.7).",
     )
     tokens_per_task: float = Field(
         220,
@@ -87,15 +126,15 @@ class Workload(BaseModel):
         out = []
         for text in specs:
             try:
-                spec = VerifierSpec.parse(text)
+                planned = PlannedVerifier.parse(text)
             except UsageError as exc:  # reported with the file and the field
                 raise ValueError(str(exc)) from None
-            if spec.needs_request_checks:
+            if planned.spec.needs_request_checks:
                 raise ValueError(
                     "the tests verifier's effect depends on each request's tests, so it cannot "
                     "be planned; plan with examples (the prompt's own examples)"
                 )
-            out.append(str(spec))
+            out.append(str(planned))
         if len(set(out)) != len(out):
             raise ValueError("a verifier is listed twice")
         return out
@@ -112,6 +151,10 @@ class Workload(BaseModel):
         if self.tokens_per_day is None and self.developers is None:
             raise ValueError("give developers or tokens_per_day")
         return self
+
+    @property
+    def planned_verifiers(self) -> list[PlannedVerifier]:
+        return [PlannedVerifier.parse(text) for text in self.verifiers]
 
     @property
     def demand_tok_per_day(self) -> float:
