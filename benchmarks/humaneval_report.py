@@ -23,6 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from planner.quality.decoding import Decoding  # noqa: E402
 from planner.quality.harness import decoding_tag, results_stem  # noqa: E402
 from planner.quality.results import EvalConfig, summarise  # noqa: E402
 from planner.quality.stats import paired  # noqa: E402
@@ -66,7 +67,8 @@ def _label(run: dict[str, Any]) -> str:
     if ".crossfit.json" in verifier:
         verifier = verifier.split("=")[0] + "=cross-fitted head"
         verifier = verifier.replace("latent=cross-fitted head", "latent head")
-    label = f"{size} {verifier} {run['strategy']}" if verifier != "none" else f"{size} plain"
+    strategy = Decoding.of_run({**run, "temperature": 0}).label  # regenerate-a8, ...
+    label = f"{size} {verifier} {strategy}" if verifier != "none" else f"{size} plain"
     if run.get("decoding", "greedy") != "greedy":
         label += f" [{run['decoding']}]"
     return f"{label} ({run['variant']})" if run.get("variant") else label

@@ -1,13 +1,16 @@
 """The adapter between backplan and llama-cpp-python's low-level (ctypes) API.
 
-Everything that touches ``llama_cpp`` lives in the engine's two adapter modules, this one and
-:mod:`runtime.engine.multiseq` (one context shared by several sequences), so the rest of the
-runtime sees plain Python and numpy: a :class:`Model` (weights and vocabulary) and a
+Everything that touches ``llama_cpp`` lives in the engine's adapter modules, this one,
+:mod:`runtime.engine.multiseq` (one context shared by several sequences) and
+:mod:`runtime.engine.layers` (intermediate layers' outputs, by the eval callback), so the rest
+of the runtime sees plain Python and numpy: a :class:`Model` (weights and vocabulary) and a
 :class:`Context` (one sequence's KV cache) with ``decode``, ``logits``, ``hidden`` and
-``truncate``. :func:`llama_lib` is for those two modules only.
+``truncate``. :func:`llama_lib` is for those modules only.
 
 Only public functions of ``llama_cpp.llama_cpp`` are used (the C API as exported by the
-bindings); no private attribute of llama-cpp-python's ``Llama`` class.
+bindings); no private attribute of llama-cpp-python's ``Llama`` class. The one private name,
+``llama_cpp._ggml`` (the bindings' only handle on libggml's tensor accessors), is used in
+:mod:`runtime.engine.layers` alone.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from runtime.errors import ContextOverflowError, EngineError, ModelLoadError, UsageError
+
+if TYPE_CHECKING:
+    from runtime.engine.layers import LayerTap
 
 log = logging.getLogger(__name__)
 
@@ -263,11 +269,13 @@ def init_context(
     n_seq_max: int,
     embeddings: bool,
     n_threads: int | None,
+    cb_eval: Any = None,
 ) -> Any:
     """A llama.cpp context on ``model`` (the C handle), or ``None`` when llama.cpp refuses.
 
     One place for the parameters backplan always sets: pooling NONE (a hidden state per token),
     ``n_ubatch`` = ``n_batch``, every thread for both prompt and decode, no perf counters.
+    ``cb_eval``: llama.cpp's eval callback (:class:`~runtime.engine.layers.LayerTap`).
     """
     lib = llama_lib()
     params = lib.llama_context_default_params()
@@ -281,6 +289,8 @@ def init_context(
     params.embeddings = embeddings
     params.pooling_type = lib.LLAMA_POOLING_TYPE_NONE
     params.no_perf = True
+    if cb_eval is not None:
+        params.cb_eval = cb_eval
     return lib.llama_init_from_model(model.handle, params)
 
 
@@ -299,9 +309,17 @@ class Context:
         n_batch: int = 512,
         embeddings: bool = False,
         n_threads: int | None = None,
+        layers: Sequence[int] | None = None,
     ) -> None:
         lib = llama_lib()
         self.model = model
+        # layers: read these layers' outputs at every decode (an empty list: the callback
+        # alone, to time it); None: no callback, the graph runs uninterrupted
+        self.tap: LayerTap | None = None
+        if layers is not None:
+            from runtime.engine.layers import LayerTap
+
+            self.tap = LayerTap(layers, n_layer=model.n_layer, n_embd=model.n_embd, n_batch=n_batch)
         self._ctx = init_context(
             model,
             n_ctx=n_ctx,
@@ -309,6 +327,7 @@ class Context:
             n_seq_max=1,
             embeddings=embeddings,
             n_threads=n_threads,
+            cb_eval=self.tap.callback if self.tap is not None else None,
         )
         if not self._ctx:
             raise EngineError(
