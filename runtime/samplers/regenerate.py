@@ -32,6 +32,9 @@ from runtime.samplers.choice import TokenChooser
 from runtime.samplers.state import DecodeState
 from runtime.samplers.strategies import Strategy
 
+#: The temperature answers are redrawn at when the request itself decodes greedily.
+RESAMPLE_TEMPERATURE = 0.8
+
 
 class RegenerateParams(BaseModel):
     """How many whole answers to make, and how to draw the ones after the first."""
@@ -48,8 +51,12 @@ class RegenerateParams(BaseModel):
         description="Keep an answer valued at least this (default: the verifier's calibrated "
         "threshold; 1 makes every attempt: best-of-N by value).",
     )
-    temperature: float = Field(
-        0.8, ge=0.0, le=5.0, description="Sampling temperature of the answers after the first."
+    temperature: float | None = Field(
+        None,
+        ge=0.0,
+        le=5.0,
+        description="Sampling temperature of the answers after the first (with accept=value, "
+        f"of every answer); default: the request's when it samples, else {RESAMPLE_TEMPERATURE}.",
     )
     accept: Literal["threshold", "value"] = Field(
         "threshold",
@@ -83,13 +90,16 @@ class RegenerateStrategy(Strategy):
             threshold = ver.answer_threshold if ver is not None else 0.0
         best: tuple[tuple[int, float], list[int], str] | None = None
         sampled = p.accept == "value"  # VGB: the first answer is a proposal like the rest
+        redraw_t = p.temperature
+        if redraw_t is None:  # the request's own temperature when it samples
+            redraw_t = state.chooser.params.temperature or RESAMPLE_TEMPERATURE
         for attempt in range(p.attempts):
             if attempt:
                 state.rollback_to(0)
                 trace.rejected_tokens += 1
-            if (attempt or sampled) and p.temperature != state.chooser.params.temperature:
+            if (attempt or sampled) and redraw_t != state.chooser.params.temperature:
                 state.chooser = TokenChooser(
-                    state.chooser.params.model_copy(update={"temperature": p.temperature}),
+                    state.chooser.params.model_copy(update={"temperature": redraw_t}),
                     state.chooser.rng,
                 )
             finish = self._answer(state, max_tokens)

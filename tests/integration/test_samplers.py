@@ -415,6 +415,31 @@ def test_regenerate_by_value_is_vgb_over_whole_answers(smol: Model) -> None:
     assert len(run(fails=9, value=0.999).trace.answer_values) == 3  # fails its check: never
 
 
+def test_vgb_over_answers_samples_at_the_requests_temperature(smol: Model) -> None:
+    """With no temperature of its own, VGB over answers draws at the request's: its first
+    answer is the request's own sample (an eval at --temperature 0.7 samples at 0.7)."""
+    from runtime.samplers.choice import SamplingParams
+    from runtime.samplers.regenerate import RegenerateParams
+
+    head = LatentVerifier(_answer_head(smol.n_embd, "last", value=0.999))
+    settings = RuntimeSettings(
+        strategy="regenerate", regenerate=RegenerateParams(attempts=3, accept="value")
+    )
+    plain = Runtime(RuntimeSettings(), model=smol)
+    vgb = Runtime(settings, model=smol, verifier=head)
+    try:
+        for temperature, seed in ((0.7, 5), (1.3, 6)):
+            sampling = SamplingParams(temperature=temperature)
+            prompt = plain.prompt_tokens(PROMPT)
+            want = plain.generate(prompt, max_tokens=16, sampling=sampling, seed=seed)
+            got = vgb.generate(prompt, max_tokens=16, sampling=sampling, seed=seed)
+            assert len(got.trace.answer_values) == 1  # accepted at once
+            assert got.tokens == want.tokens
+    finally:
+        vgb.close()
+        plain.close()
+
+
 @pytest.mark.parametrize("features", ["last", "mean", "last+mean"])
 def test_the_runtime_reads_an_answer_as_the_trainer_did(
     smol: Model, smol_path: object, features: str
