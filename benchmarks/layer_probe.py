@@ -45,22 +45,15 @@ ARRAYS = ("final_last", "final_mean", "layer_last", "layer_mean")
 def _read_one(ctx: Any, prompt: list[int], answer: list[int], layers: tuple[int, ...]) -> dict:
     """One pass: per tapped layer and for the final state, the last row and the mean over the
     answer's tokens; and the log-probability of each answer token."""
-    from runtime.samplers.logprobs import token_logprob
+    from planner.verifier_training.answers import read_answer
 
-    ctx.reset()
-    ctx.decode(prompt)
-    logprobs = [token_logprob(ctx.logits(), answer[0], 0).logprob]
-    final: list[np.ndarray] = []
     per: dict[int, list[np.ndarray]] = {i: [] for i in layers}
-    for start in range(0, len(answer), ctx.n_batch):
-        chunk = answer[start : start + ctx.n_batch]
-        ctx.decode(chunk, all_outputs=True)
-        final.extend(ctx.hidden_all(len(chunk)))
+
+    def copy_taps() -> None:
         for i in layers:
             per[i].append(ctx.tap.rows(i).copy())
-        nxt = answer[start + 1 : start + 1 + len(chunk)]
-        logprobs.extend(token_logprob(ctx.logits(j), t, 0).logprob for j, t in enumerate(nxt))
-    hidden = np.asarray(final, dtype=np.float32)
+
+    hidden, logprobs = read_answer(ctx, prompt, answer, with_logprobs=True, after_chunk=copy_taps)
     stacked = {i: np.concatenate(per[i]) for i in layers}
     return {
         "final_last": hidden[-1],

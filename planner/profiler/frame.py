@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from planner.profiler.schema import Profile
+from planner.quality.decoding import Decoding
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,6 +21,7 @@ def profile_frame(profile: Profile) -> pd.DataFrame:
             {
                 "config": c.name,
                 "strategy": c.strategy,
+                "decoding": Decoding.of_run(c.model_dump()).label,
                 "verifier": c.verifier,
                 "head": c.head,
                 "memory_ratio": c.memory_ratio,

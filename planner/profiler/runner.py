@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,6 +78,8 @@ class ProfileConfig:
     verifier: str
     temperature: float
     description: str
+    attempts: int | None = None  # the regenerate strategy's (None: its default)
+    accept: Literal["threshold", "value"] | None = None  # its rule (None: threshold)
 
 
 CONFIGS: dict[str, ProfileConfig] = {
@@ -134,6 +136,16 @@ CONFIGS: dict[str, ProfileConfig] = {
             "syntax+examples=8+latent={head}",
             0.0,
             "the prompt's examples decide first, the latent head ranks whole answers",
+        ),
+        ProfileConfig(
+            "examples-vgb-answers",
+            "regenerate",
+            "syntax+examples=8+latent={head}",
+            0.7,
+            "VGB over whole answers: up to 4 sampled, each kept with probability its value "
+            "(0 where the prompt's examples fail)",
+            attempts=4,
+            accept="value",
         ),
     )
 }
@@ -317,6 +329,8 @@ def run_profile(req: ProfileRequest, progress: Progress | None = None) -> Profil
                 strategy=cfg.strategy,
                 verifier=cfg.verifier.format(model=path, head=head),
                 temperature=cfg.temperature,
+                attempts=cfg.attempts,
+                accept=cfg.accept,
                 prompts=tuple(prompts),
                 max_tokens=max_tokens,
                 n_ctx=req.n_ctx,
@@ -423,6 +437,8 @@ def _measure_quality(
             verifier=crossfit_spec(entry.verifier),
             strategy=cfg.strategy,
             temperature=cfg.temperature,
+            attempts=cfg.attempts,
+            accept=cfg.accept,
         )
         folder = Path(req.quality_dir) if req.quality_dir else home().eval_dir
         out = folder / f"profile-{req.model}-{cfg.name}.jsonl"
@@ -498,6 +514,8 @@ def _summarise(cfg: ProfileConfig, w: _Worker, meter: dict[str, Any], head: str)
         verifier=w.spec.verifier,
         head=head if "{head}" in cfg.verifier else None,
         temperature=cfg.temperature,
+        attempts=cfg.attempts,
+        accept=cfg.accept,
         emitted_tokens=int(statistics.median(per_repeat)),
         memory=memory,
         compute=ComputeFigures(

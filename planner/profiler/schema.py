@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -103,6 +103,10 @@ class ConfigProfile(_Strict):
     verifier: str
     head: str | None = None
     temperature: float
+    attempts: int | None = Field(None, description="The regenerate strategy's most answers.")
+    accept: Literal["threshold", "value"] | None = Field(
+        None, description="The regenerate strategy's rule; value: VGB over whole answers."
+    )
     emitted_tokens: int = Field(description="Tokens emitted per repeat, all prompts together.")
     memory: MemoryFigures
     compute: ComputeFigures

@@ -35,6 +35,8 @@ class WorkerSpec:
     prefer_gpu: bool
     watts_per_core: float
     seed: int = 0
+    attempts: int | None = None  # the regenerate strategy's (None: its default)
+    accept: str | None = None  # the regenerate strategy's rule (None: threshold)
 
 
 def serve(conn: Connection, spec: WorkerSpec) -> None:
@@ -59,6 +61,7 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
     from runtime.engine.llama import gpu_offload_supported
     from runtime.generation import Runtime, RuntimeSettings
     from runtime.samplers.choice import SamplingParams
+    from runtime.samplers.regenerate import RegenerateParams
     from runtime.telemetry.meters import make_meter
 
     meter = make_meter(
@@ -74,6 +77,9 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
         verifier=spec.verifier,
         n_ctx=spec.n_ctx,
         n_threads=spec.n_threads,
+        regenerate=RegenerateParams.model_validate(
+            {k: v for k, v in (("attempts", spec.attempts), ("accept", spec.accept)) if v}
+        ),
     )
     rt = Runtime(settings)
     ver_models = getattr(rt.verifier, "verifiers", [rt.verifier])

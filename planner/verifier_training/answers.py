@@ -218,9 +218,9 @@ def answer_features(
             answer = answer[: max(1, n_ctx - len(prompt) - 1)]
             if not answer:  # an empty answer: its features are the prompt's end
                 answer = main.tokenize("\n", add_special=False, parse_special=False)
-            hidden, logprobs = _read(ctx, prompt, answer, with_logprobs=reader is main)
+            hidden, logprobs = read_answer(ctx, prompt, answer, with_logprobs=reader is main)
             if reader is not main:
-                _, logprobs = _read(main_ctx, prompt, answer, with_logprobs=True)
+                _, logprobs = read_answer(main_ctx, prompt, answer, with_logprobs=True)
                 processed += len(prompt) + len(answer)
             processed += len(prompt) + len(answer)
             last.append(hidden[-1])
@@ -249,11 +249,17 @@ def answer_features(
     )
 
 
-def _read(
-    ctx: Context, prompt: list[int], answer: list[int], *, with_logprobs: bool
+def read_answer(
+    ctx: Context,
+    prompt: list[int],
+    answer: list[int],
+    *,
+    with_logprobs: bool,
+    after_chunk: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, list[float]]:
     """Hidden states after each answer token (if the context has embeddings) and the
-    log-probability of each answer token given what precedes it."""
+    log-probability of each answer token given what precedes it. ``after_chunk`` runs after
+    each batch of answer tokens is decoded (e.g. to copy a layer tap's rows)."""
     ctx.reset()
     ctx.decode(prompt)
     logprobs = [token_logprob(ctx.logits(), answer[0], 0).logprob] if with_logprobs else []
@@ -263,6 +269,8 @@ def _read(
         ctx.decode(chunk, all_outputs=True)
         if ctx.embeddings:
             rows.extend(ctx.hidden_all(len(chunk)))
+        if after_chunk is not None:
+            after_chunk()
         if with_logprobs:
             nxt = answer[start + 1 : start + 1 + len(chunk)]
             logprobs.extend(token_logprob(ctx.logits(j), t, 0).logprob for j, t in enumerate(nxt))

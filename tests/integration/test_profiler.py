@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,13 @@ def small_profile(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         quick=True,
         max_tokens=16,
         repeats=3,
-        configs=["plain", "latent-threshold", "separate-threshold", "syntax-vgb"],
+        configs=[
+            "plain",
+            "latent-threshold",
+            "separate-threshold",
+            "syntax-vgb",
+            "examples-vgb-answers",
+        ],
         n_threads=2,
         quality=1,
         quality_dir=str(tmp_path_factory.mktemp("eval")),
@@ -67,7 +74,16 @@ def test_profile_round_trip_and_frame(small_profile, tmp_path: Path) -> None:  #
     assert again.model.sha256 and len(again.model.sha256) == 64
     assert again.fingerprint["cores"] and again.fingerprint["llama_cpp_system_info"]
     df = profile_frame(again)
-    assert list(df.index) == ["plain", "latent-threshold", "separate-threshold", "syntax-vgb"]
+    assert list(df.index) == [
+        "plain",
+        "latent-threshold",
+        "separate-threshold",
+        "syntax-vgb",
+        "examples-vgb-answers",
+    ]
+    # a row names its decoding as plans do; VGB over answers carries its attempts and rule
+    assert df.loc["plain", "decoding"] == "plain"
+    assert df.loc["examples-vgb-answers", "decoding"] == "regenerate-a4-vgb-t0.7"
     for col in (
         "memory_ratio",
         "compute_ratio",
@@ -110,6 +126,10 @@ def test_quality_and_local_prediction(small_profile) -> None:  # type: ignore[no
     for c in small_profile.configs:
         assert c.quality is not None and c.quality.n == 1
         assert Path(c.quality.results_file).exists()
+    # its pass@1 was measured with the same decoding as its speed
+    vgb = small_profile.config("examples-vgb-answers")
+    header = json.loads(Path(vgb.quality.results_file).read_text().splitlines()[0])["config"]
+    assert (header["attempts"], header["accept"], header["temperature"]) == (4, "value", 0.7)
     local = small_profile.fingerprint["local_measurement"]
     assert local["bandwidth_gb_s"] > 0 and local["fp32_tflops"] > 0
     res = predict_from_profile(small_profile, load_catalog())
