@@ -77,8 +77,13 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
         verifier=spec.verifier,
         n_ctx=spec.n_ctx,
         n_threads=spec.n_threads,
+        # unset options keep the strategy's defaults (as ``backplan eval`` does)
         regenerate=RegenerateParams.model_validate(
-            {k: v for k, v in (("attempts", spec.attempts), ("accept", spec.accept)) if v}
+            {
+                k: v
+                for k, v in (("attempts", spec.attempts), ("accept", spec.accept))
+                if v is not None
+            }
         ),
     )
     rt = Runtime(settings)
