@@ -27,6 +27,7 @@ import numpy as np
 from planner.quality.dataset import load_humaneval
 from planner.quality.harness import build_prompt
 from planner.verifier_training.features import reader_models
+from planner.verifier_training.fit import task_number
 from planner.verifier_training.rollouts import Rollout
 from runtime.atomic import atomic_write
 from runtime.errors import UsageError
@@ -172,7 +173,10 @@ def cached_answer_features(
                 f"{cache} holds features read by another model file; pass another --cache"
             )
     known = set(have.key.tolist()) if have is not None else set()
-    missing = [r for r in rollouts if rollout_key(r) not in known]
+    # a problem's answers side by side, so each chunk decodes a prompt once for all of them
+    missing = sorted(
+        (r for r in rollouts if rollout_key(r) not in known), key=lambda r: task_number(r.task_id)
+    )
     done = len(rollouts) - len(missing)
     for start in range(0, len(missing), chunk):
         part = missing[start : start + chunk]
@@ -208,8 +212,8 @@ def answer_features(
     with reader_models(main_ref, reader_ref) as (main, reader, reader_sha):
         ctx = Context(reader, n_ctx=n_ctx, embeddings=True)
         main_ctx = ctx if reader is main else Context(main, n_ctx=n_ctx)
+        read, read_main = AnswerReader(ctx), AnswerReader(main_ctx)
         last, mean, length, mean_lp, min_lp = [], [], [], [], []
-        processed = 0
         for i, r in enumerate(rollouts):
             prompt = chat_prompt_tokens(
                 main, [{"role": "user", "content": build_prompt(problems[r.task_id])}]
@@ -218,11 +222,9 @@ def answer_features(
             answer = answer[: max(1, n_ctx - len(prompt) - 1)]
             if not answer:  # an empty answer: its features are the prompt's end
                 answer = main.tokenize("\n", add_special=False, parse_special=False)
-            hidden, logprobs = read_answer(ctx, prompt, answer, with_logprobs=reader is main)
+            hidden, logprobs = read.read(prompt, answer, with_logprobs=reader is main)
             if reader is not main:
-                _, logprobs = read_answer(main_ctx, prompt, answer, with_logprobs=True)
-                processed += len(prompt) + len(answer)
-            processed += len(prompt) + len(answer)
+                _, logprobs = read_main.read(prompt, answer, with_logprobs=True)
             last.append(hidden[-1])
             mean.append(hidden.mean(axis=0))
             length.append(len(answer))
@@ -230,7 +232,10 @@ def answer_features(
             min_lp.append(float(np.min(logprobs)))
             if progress is not None:
                 progress(i + 1, len(rollouts))
+        # every position evaluated, a shared prompt once
+        processed = ctx.forward_tokens
         if main_ctx is not ctx:
+            processed += main_ctx.forward_tokens
             main_ctx.close()
         ctx.close()
     return AnswerFeatures(
@@ -249,6 +254,55 @@ def answer_features(
     )
 
 
+class AnswerReader:
+    """Reads answers after their prompts on one context. Consecutive answers to the same prompt
+    share its KV cache: the prompt is decoded once and the cache rolled back to its end before
+    each next answer (a problem's rollouts cost their answers' tokens, not the prompt again)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._prompt: list[int] | None = None
+        self._prompt_logits: np.ndarray | None = None  # the prompt's last position's logits
+
+    def read(
+        self,
+        prompt: list[int],
+        answer: list[int],
+        *,
+        with_logprobs: bool,
+        after_chunk: Callable[[], None] | None = None,
+    ) -> tuple[np.ndarray, list[float]]:
+        """Hidden states after each answer token (if the context has embeddings) and the
+        log-probability of each answer token given what precedes it. ``after_chunk`` runs after
+        each batch of answer tokens is decoded (e.g. to copy a layer tap's rows)."""
+        ctx = self.ctx
+        if self._prompt == prompt and self._prompt_logits is not None:
+            ctx.truncate(len(prompt))
+        else:
+            ctx.reset()
+            ctx.decode(prompt)
+            self._prompt = list(prompt)
+            self._prompt_logits = ctx.logits().copy()
+        logprobs = (
+            [token_logprob(self._prompt_logits, answer[0], 0).logprob] if with_logprobs else []
+        )
+        rows: list[np.ndarray] = []
+        for start in range(0, len(answer), ctx.n_batch):
+            chunk = answer[start : start + ctx.n_batch]
+            ctx.decode(chunk, all_outputs=True)
+            if ctx.embeddings:
+                rows.extend(ctx.hidden_all(len(chunk)))
+            if after_chunk is not None:
+                after_chunk()
+            if with_logprobs:
+                nxt = answer[start + 1 : start + 1 + len(chunk)]
+                logprobs.extend(
+                    token_logprob(ctx.logits(j), t, 0).logprob for j, t in enumerate(nxt)
+                )
+        hidden = np.asarray(rows, dtype=np.float32) if rows else np.zeros((1, 1), np.float32)
+        return hidden, logprobs
+
+
 def read_answer(
     ctx: Context,
     prompt: list[int],
@@ -257,22 +311,7 @@ def read_answer(
     with_logprobs: bool,
     after_chunk: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, list[float]]:
-    """Hidden states after each answer token (if the context has embeddings) and the
-    log-probability of each answer token given what precedes it. ``after_chunk`` runs after
-    each batch of answer tokens is decoded (e.g. to copy a layer tap's rows)."""
-    ctx.reset()
-    ctx.decode(prompt)
-    logprobs = [token_logprob(ctx.logits(), answer[0], 0).logprob] if with_logprobs else []
-    rows: list[np.ndarray] = []
-    for start in range(0, len(answer), ctx.n_batch):
-        chunk = answer[start : start + ctx.n_batch]
-        ctx.decode(chunk, all_outputs=True)
-        if ctx.embeddings:
-            rows.extend(ctx.hidden_all(len(chunk)))
-        if after_chunk is not None:
-            after_chunk()
-        if with_logprobs:
-            nxt = answer[start + 1 : start + 1 + len(chunk)]
-            logprobs.extend(token_logprob(ctx.logits(j), t, 0).logprob for j, t in enumerate(nxt))
-    hidden = np.asarray(rows, dtype=np.float32) if rows else np.zeros((1, 1), np.float32)
-    return hidden, logprobs
+    """One answer read from a fresh cache (see :class:`AnswerReader` to share prompts)."""
+    return AnswerReader(ctx).read(
+        prompt, answer, with_logprobs=with_logprobs, after_chunk=after_chunk
+    )
