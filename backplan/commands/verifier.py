@@ -218,6 +218,13 @@ def train(
     "--max-n", type=click.IntRange(2, 64), default=8, show_default=True, help="Most answers."
 )
 @click.option(
+    "--samples",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Use each problem's greedy answer and only its first K sampled ones (default: all): "
+    "a larger reader on fewer answers, every problem alike.",
+)
+@click.option(
     "--cache",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -251,6 +258,7 @@ def replay(
     c: float,
     precision: float,
     max_n: int,
+    samples: int | None,
     cache: Path | None,
     examples: bool,
     checks_cache: Path | None,
@@ -280,6 +288,7 @@ def replay(
             c=c,
             precision=precision,
             max_n=max_n,
+            samples=samples,
             cache=cache,
             checks_cache=checks_cache,
             examples=examples,

@@ -178,6 +178,7 @@ def replay_report(
     c: float = 0.05,
     precision: float = 0.85,
     max_n: int = 8,
+    samples: int | None = None,
     cache: Any = None,
     checks_cache: Any = None,
     examples: bool = True,
@@ -185,17 +186,19 @@ def replay_report(
 ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
     """Features (cached), cross-fitted heads per feature set with their baselines, the prompt's
     examples run on every answer (cached; ``examples=False`` skips them), and every rule
-    replayed with the best feature set's head. Returns (report, fits by feature set, the
+    replayed with the best feature set's head; ``samples`` keeps each problem's greedy answer
+    and its first K sampled ones. Returns (report, fits by feature set, the
     answers' labels)."""
     from pathlib import Path
 
     from planner.verifier_training.answer_fit import cross_fit_answers
     from planner.verifier_training.answers import cached_answer_features
     from planner.verifier_training.example_checks import cached_example_checks
-    from planner.verifier_training.rollouts import check_trainable, load_rollouts
+    from planner.verifier_training.rollouts import check_trainable, first_samples, load_rollouts
 
     path = Path(rollouts_path)
     header, rows = load_rollouts(path)
+    rows = first_samples(rows, samples)
     check_trainable(path, rows, k)
     main = header["model"]
     reader = reader or main
@@ -257,6 +260,7 @@ def replay_report(
         "model": main,
         "reader": reader,
         "answers": int(len(y)),
+        "samples_per_problem": samples,  # None: every sampled answer
         "problems": len(attempts),
         "problems_with_fewer_answers": len(every) - len(attempts),
         "answers_passed": int(y.sum()),
@@ -276,7 +280,13 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"# Replay: whole-answer decisions on {report['rollouts']}",
         "",
         f"{report['answers']} answers of {report['model']} ({report['answers_passed']} "
-        f"passed); rules replayed on the {report['problems']} problems with all their answers "
+        "passed"
+        + (
+            f"; greedy and the first {report['samples_per_problem']} sampled per problem"
+            if report.get("samples_per_problem")
+            else ""
+        )
+        + f"); rules replayed on the {report['problems']} problems with all their answers "
         f"({report['problems_with_fewer_answers']} with fewer left out); read by "
         f"{report['reader']}; features cost "
         f"{report['features_cost']['tokens_processed']} tokens, "

@@ -94,6 +94,20 @@ def load_rollouts(path: Path) -> tuple[dict[str, Any], list[Rollout]]:
         ) from None
 
 
+def first_samples(rows: list[Rollout], samples: int | None) -> list[Rollout]:
+    """Imported answers (``eval:``) and the first ``samples`` generated ones (``s0`` ..) of
+    every problem; ``None`` keeps all. A smaller reader budget then covers every problem alike
+    (a replay or a fit on K samples per problem, not on the first problems' eight)."""
+    if samples is None:
+        return rows
+    return [
+        r
+        for r in rows
+        if r.sample.startswith("eval:")
+        or (r.sample.startswith("s") and r.sample[1:].isdigit() and int(r.sample[1:]) < samples)
+    ]
+
+
 def check_trainable(path: Path, rows: list[Rollout], folds: int) -> None:
     """Refuse, before any feature is computed, rollouts a cross-fit cannot use: problems
     HumanEval lacks, or too few problems for ``folds`` folds (each fold trains on the others

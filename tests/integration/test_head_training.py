@@ -90,6 +90,14 @@ def test_answer_features_and_the_models_own_confidence(tmp_path: Path, smol_path
     assert (feats.length > 0).all() and feats.tokens_processed > feats.length.sum()
     # a stub answer is shorter than the canonical solution
     assert feats.length[1] < feats.length[2]
+    # a problem's answers share its prompt's decode: the third reads as it does alone, and the
+    # three cost one prompt and their own tokens
+    alone = answer_features("smollm2-135m", "smollm2-135m", [rows[2]])
+    assert np.allclose(alone.last[0], feats.last[2], atol=1e-4)
+    assert np.isclose(alone.mean_logprob[0], feats.mean_logprob[2], atol=1e-4)
+    prompt = alone.tokens_processed - int(alone.length[0])
+    three = answer_features("smollm2-135m", "smollm2-135m", rows[:3])
+    assert three.tokens_processed == prompt + int(feats.length[:3].sum())
     feats.save(tmp_path / "f.npz")
     back = AnswerFeatures.load(tmp_path / "f.npz")
     assert np.array_equal(back.last, feats.last) and back.sample.tolist() == feats.sample.tolist()
@@ -145,3 +153,14 @@ def test_replay_command_reports_heads_baselines_and_rules(tmp_path: Path, smol_p
     # the cached features are reused: a second run reads them (same rollouts)
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0 and "Replay" in again.output
+    # --samples 1: each problem's greedy answer and its first sample only (s0, always wrong);
+    # 3 folds, so every fold trains on some even problem's right greedy answer
+    out1 = tmp_path / "out1"
+    fewer_args = ["verifier", "replay", "--rollouts", str(tmp_path / "r.jsonl"), "--folds", "3"]
+    fewer_args += ["--features", "last", "--cache", str(tmp_path / "f.npz"), "--samples", "1"]
+    fewer = CliRunner().invoke(cli, fewer_args + ["--no-examples", "--out-dir", str(out1)])
+    assert fewer.exit_code == 0, fewer.output
+    report1 = json.loads((out1 / "replay.json").read_text())
+    assert report1["answers"] == 20 and report1["samples_per_problem"] == 1
+    rules1 = {r["rule"]: r for r in report1["rules"]}
+    assert rules1["oracle@2"]["passed"] == 5  # s1, the right sample, is left out

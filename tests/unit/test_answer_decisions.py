@@ -172,3 +172,18 @@ def test_within_problem_auc_ignores_which_problems_are_hard() -> None:
 def test_replay_needs_greedy_answers() -> None:
     with pytest.raises(UsageError, match="--from-eval"):
         attempts_by_problem(np.array(["HumanEval/0"]), np.array(["s0"]))
+
+
+def test_first_samples_keeps_greedy_and_the_first_k() -> None:
+    from planner.verifier_training.rollouts import Rollout, first_samples
+
+    rows = [
+        Rollout(task_id=f"HumanEval/{t}", sample=s, completion="", passed=False, status="f")
+        for t in range(2)
+        for s in ("eval:g.jsonl", "s0", "s1", "s2", "s10")
+    ]
+    kept = first_samples(rows, 2)
+    assert [(r.task_id, r.sample) for r in kept] == [
+        (f"HumanEval/{t}", s) for t in range(2) for s in ("eval:g.jsonl", "s0", "s1")
+    ]
+    assert first_samples(rows, None) == rows
