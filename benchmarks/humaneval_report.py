@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,9 @@ def _variant(path: Path, config: EvalConfig) -> str:
 def _label(run: dict[str, Any]) -> str:
     size = run["model"].removeprefix("qwen2.5-coder-")
     verifier = run["verifier"]
-    if ".crossfit.json" in verifier:
-        verifier = verifier.split("=")[0] + "=cross-fitted head"
-        verifier = verifier.replace("latent=cross-fitted head", "latent head")
+    # each stacked verifier's head file by what it is: "syntax+examples=8+latent head"
+    verifier = re.sub(r"=[^+=]*\.crossfit\.json", "=cross-fitted head", verifier)
+    verifier = verifier.replace("latent=cross-fitted head", "latent head")
     strategy = Decoding.of_run({**run, "temperature": 0}).label  # regenerate-a8, ...
     label = f"{size} {verifier} {strategy}" if verifier != "none" else f"{size} plain"
     if run.get("decoding", "greedy") != "greedy":
