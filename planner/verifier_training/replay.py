@@ -139,10 +139,13 @@ def standard_rules(
     *,
     checks: tuple[np.ndarray, np.ndarray] | None = None,
     vgb_seeds: int = 101,
+    samples: int | None = None,
 ) -> dict[str, Rule | list[Rule]]:
     """greedy, sample; for each N: best-of-N and regenerate-below-t by the head and by each
     baseline (``baselines``: name -> (score, per-row threshold)), VGB over answers by the head;
-    with ``checks`` (n_examples, failed per row): examples alone and stacked with each."""
+    with ``checks`` (n_examples, failed per row): examples alone and stacked with each.
+    VGB walks sampled answers only (never greedy): with ``samples`` per problem it is replayed
+    for N up to that many (a larger N would silently replay the same walks)."""
     ns = sorted({n for n in (2, 4, 8, max_n) if 2 <= n <= max_n})
     rules: dict[str, Rule | list[Rule]] = {"greedy": greedy_rule, "sample": sample_rule}
     signals = {"head": (values, thresholds), **baselines}
@@ -152,9 +155,11 @@ def standard_rules(
             rules[f"regenerate below threshold by {name}, up to {n}"] = regenerate_below(
                 score, thr, n
             )
-        rules[f"VGB over answers by head, up to {n}"] = [
-            vgb_answers(values, n, seed) for seed in range(vgb_seeds)
-        ]
+        vgb = samples is None or n <= samples
+        if vgb:
+            rules[f"VGB over answers by head, up to {n}"] = [
+                vgb_answers(values, n, seed) for seed in range(vgb_seeds)
+            ]
         if checks is not None:
             n_ex, failed = checks
             rules[f"examples, up to {n}"] = examples_first(n_ex, failed, n)
@@ -163,9 +168,10 @@ def standard_rules(
                     score, thr, n_ex, failed, n
                 )
             fails = np.where(n_ex > 0, failed, 0)
-            rules[f"VGB over answers by examples x head, up to {n}"] = [
-                vgb_answers(values, n, seed, fails) for seed in range(vgb_seeds)
-            ]
+            if vgb:
+                rules[f"VGB over answers by examples x head, up to {n}"] = [
+                    vgb_answers(values, n, seed, fails) for seed in range(vgb_seeds)
+                ]
     return rules
 
 
@@ -251,6 +257,7 @@ def replay_report(
         },
         n_max,
         checks=checks,
+        samples=min(len(a.rows) for a in attempts) - 1,  # each problem's, beside its greedy
     )
     results = replay(
         attempts, y, feats.length, rules, oracle_n=sorted({n for n in (2, 4, n_max) if n <= n_max})

@@ -137,7 +137,9 @@ def test_replay_command_reports_heads_baselines_and_rules(tmp_path: Path, smol_p
     assert all(0 < (r["emitted_token_share"] or 1) <= 1 for r in rules.values())
     # the prompt's examples were run on every answer: alone and stacked with each signal
     assert {"examples, up to 3", "examples then head, up to 3"} <= set(rules)
-    vgb = rules["VGB over answers by head, up to 3"]
+    vgb = rules["VGB over answers by head, up to 2"]
+    # VGB walks the samples only: two per problem, so no "up to 3" that would repeat "up to 2"
+    assert "VGB over answers by head, up to 3" not in rules
     assert vgb["seeds"]["passed_min"] <= vgb["passed"] <= vgb["seeds"]["passed_max"]
     assert all("auc_within_problem" in h for h in report["heads"].values())
     offline = [fs for fs in report["heads"] if fs.endswith("+confidence")]
