@@ -23,6 +23,7 @@ import numpy as np
 
 from planner.quality.stats import paired
 from planner.verifier_training.fit import task_number
+from planner.verifier_training.rollouts import sample_index
 from planner.verifier_training.rules import (
     Attempts,
     Rule,
@@ -47,10 +48,8 @@ def attempts_by_problem(task: np.ndarray, sample: np.ndarray) -> list[Attempts]:
         greedy = [i for s, i in by[t].items() if s.startswith("eval:")]
         if not greedy:
             continue
-        samples = sorted(
-            (s for s in by[t] if s.startswith("s") and s[1:].isdigit()), key=lambda s: int(s[1:])
-        )
-        out.append(Attempts(t, [greedy[0]] + [by[t][s] for s in samples]))
+        drawn = sorted((n, i) for s, i in by[t].items() if (n := sample_index(s)) is not None)
+        out.append(Attempts(t, [greedy[0]] + [i for _, i in drawn]))
     if not out:
         raise UsageError(
             "no problem has a greedy answer to replay against; collect with --from-eval "

@@ -94,18 +94,24 @@ def load_rollouts(path: Path) -> tuple[dict[str, Any], list[Rollout]]:
         ) from None
 
 
+def sample_index(sample: str) -> int | None:
+    """The draw number of a generated rollout's tag (``s3`` -> 3); None for imported answers
+    (``eval:<file>``) and anything else."""
+    return int(sample[1:]) if sample.startswith("s") and sample[1:].isdigit() else None
+
+
 def first_samples(rows: list[Rollout], samples: int | None) -> list[Rollout]:
     """Imported answers (``eval:``) and the first ``samples`` generated ones (``s0`` ..) of
     every problem; ``None`` keeps all. A smaller reader budget then covers every problem alike
     (a replay or a fit on K samples per problem, not on the first problems' eight)."""
     if samples is None:
         return rows
-    return [
-        r
-        for r in rows
-        if r.sample.startswith("eval:")
-        or (r.sample.startswith("s") and r.sample[1:].isdigit() and int(r.sample[1:]) < samples)
-    ]
+    kept = []
+    for r in rows:
+        n = sample_index(r.sample)
+        if r.sample.startswith("eval:") or (n is not None and n < samples):
+            kept.append(r)
+    return kept
 
 
 def check_trainable(path: Path, rows: list[Rollout], folds: int) -> None:
