@@ -147,6 +147,15 @@ CONFIGS: dict[str, ProfileConfig] = {
             attempts=4,
             accept="value",
         ),
+        ProfileConfig(
+            "examples-vgb-answers-a2",
+            "regenerate",
+            "syntax+examples=8+latent={head}",
+            0.7,
+            "VGB over whole answers, at most 2: half the regenerations of the 4-answer walk",
+            attempts=2,
+            accept="value",
+        ),
     )
 }
 
@@ -561,6 +570,9 @@ def _ratios(entries: list[ConfigProfile]) -> list[str]:
             why = (
                 "a VGB walk's length is random: raise --repeats for a steadier median"
                 if e.strategy == "vgb"
+                else "how many answers a VGB walk over answers makes is random: raise "
+                "--repeats for a steadier median"
+                if e.accept == "value"
                 else "the machine was busy: re-run, or raise --repeats"
             )
             warnings.append(

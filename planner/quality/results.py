@@ -163,8 +163,14 @@ def load_results(path: Path) -> dict[str, bool]:
     return {r["task_id"]: bool(r["passed"]) for r in records}
 
 
+#: A problem is counted slowed (by other work on the machine) when its seconds per forward
+#: evaluation exceed this many times the run's median.
+SLOWED_FACTOR = 3.0
+
+
 def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """A run's entry in a runs list: pass@1 with its 95% interval, speed and backtracking."""
+    """A run's entry in a runs list: pass@1 with its 95% interval, speed (over the run and of
+    the median problem) and backtracking."""
     n = len(records)
     passed = sum(1 for r in records if r["passed"])
     lo, hi = wilson_interval(passed, n)
@@ -172,6 +178,24 @@ def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, An
     isolations = sorted({str(r.get("isolation", "process")) for r in records})
     timed = [r for r in records if "code_cpu_s" in r and r.get("emitted_tokens")]
     timed_tokens = sum(int(r["emitted_tokens"]) for r in timed)
+    # the run as a workload: all its tokens over all its seconds (the median problem hides
+    # the long tail of problems that backtrack most, which is where the time goes)
+    counted = [r for r in records if r.get("emitted_tokens") and r.get("tok_s")]
+    counted_tokens = sum(int(r["emitted_tokens"]) for r in counted)
+    counted_s = sum(int(r["emitted_tokens"]) / float(r["tok_s"]) for r in counted)
+    forward_tokens = sum(
+        int(r["emitted_tokens"]) * float(r["forward_per_emitted"]) for r in counted
+    )
+    # problems decoded while other work held the cores: seconds per forward evaluation (the
+    # verifier's code runs left out) far above the run's median; a run's tok/s counts them too
+    per_forward_s = [
+        max(0.0, int(r["emitted_tokens"]) / float(r["tok_s"]) - float(r.get("code_wall_s", 0)))
+        / (int(r["emitted_tokens"]) * fwd)
+        for r in counted
+        if (fwd := float(r["forward_per_emitted"])) > 0
+    ]
+    typical_s = statistics.median(per_forward_s) if per_forward_s else 0.0
+    slowed = sum(1 for x in per_forward_s if x > SLOWED_FACTOR * typical_s)
     return {
         **config.header(),
         "n": n,
@@ -179,8 +203,13 @@ def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, An
         "pass_at_1": round(passed / n, 4) if n else 0.0,
         "ci95": [round(lo, 4), round(hi, 4)],
         "tok_s": round(statistics.median(tok_s), 2) if tok_s else None,
+        "emitted_tok_s": round(counted_tokens / counted_s, 2) if counted_s else None,
+        "slowed_problems": slowed,
         "backtracks_per_problem": round(sum(r["rollbacks"] for r in records) / n, 3) if n else 0.0,
-        "forward_per_emitted": round(statistics.mean(r["forward_per_emitted"] for r in records), 4)
+        # per emitted token of the whole run (what a workload pays), not the mean problem's
+        "forward_per_emitted": round(forward_tokens / counted_tokens, 4)
+        if counted_tokens and len(counted) == n
+        else round(statistics.mean(r["forward_per_emitted"] for r in records), 4)
         if n
         else 0.0,
         "isolation": "+".join(isolations) if isolations else None,

@@ -209,3 +209,38 @@ def test_rescore_tests_stored_completions_again(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a backplan eval results file"):
         rescore(bad)
     assert bad.read_text() == "not json\n"  # nothing lost
+
+
+def test_summary_speed_is_the_runs_not_the_median_problems() -> None:
+    """A run's throughput and forward evaluations per token weigh every problem by its tokens:
+    one long, backtracking problem costs the workload more than the median problem shows."""
+    fast = [
+        _record(f"HumanEval/{i}", passed=True, emitted_tokens=100, tok_s=20.0) for i in range(4)
+    ]
+    slow = _record(
+        "HumanEval/9", passed=False, emitted_tokens=400, tok_s=4.0, forward_per_emitted=5.0
+    )
+    s = summarise(EvalConfig(model="m"), [*fast, slow])
+    assert s["tok_s"] == 20.0  # the median problem
+    total_s = 4 * 100 / 20.0 + 400 / 4.0
+    assert s["emitted_tok_s"] == round(800 / total_s, 2)
+    assert s["forward_per_emitted"] == round((400 * 1.0 + 400 * 5.0) / 800, 4)
+    assert s["emitted_tok_s"] < s["tok_s"]
+    # records written without token counts fall back to the mean problem's figure
+    old = summarise(EvalConfig(model="m"), [_record("HumanEval/0", passed=True)])
+    assert old["emitted_tok_s"] is None and old["forward_per_emitted"] == 1.0
+
+
+def test_summary_counts_problems_slowed_by_other_work() -> None:
+    """A problem whose seconds per forward evaluation are far above the run's is counted, so
+    a run's tokens/s can be read knowing how much of it other work on the machine took."""
+    same = [
+        _record(
+            f"HumanEval/{i}", passed=True, emitted_tokens=100, tok_s=20.0, forward_per_emitted=f
+        )
+        for i, f in enumerate((1.0, 1.0, 2.0, 2.0))  # backtracking alone is not slowing
+    ]
+    same[2]["tok_s"] = 10.0  # twice the forward work at half the speed: the same pace
+    slowed = _record("HumanEval/7", passed=True, emitted_tokens=100, tok_s=2.0)  # 10x slower
+    assert summarise(EvalConfig(model="m"), same)["slowed_problems"] == 0
+    assert summarise(EvalConfig(model="m"), [*same, slowed])["slowed_problems"] == 1
