@@ -179,21 +179,24 @@ def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, An
     timed = [r for r in records if "code_cpu_s" in r and r.get("emitted_tokens")]
     timed_tokens = sum(int(r["emitted_tokens"]) for r in timed)
     # the run as a workload: all its tokens over all its seconds (the median problem hides
-    # the long tail of problems that backtrack most, which is where the time goes)
-    counted = [r for r in records if r.get("emitted_tokens") and r.get("tok_s")]
-    counted_tokens = sum(int(r["emitted_tokens"]) for r in counted)
-    counted_s = sum(int(r["emitted_tokens"]) / float(r["tok_s"]) for r in counted)
-    forward_tokens = sum(
-        int(r["emitted_tokens"]) * float(r["forward_per_emitted"]) for r in counted
-    )
+    # the long tail of problems that backtrack most, which is where the time goes);
+    # per problem: (emitted tokens, decode seconds, forward evaluations, code-run seconds)
+    counted = [
+        (t, t / float(r["tok_s"]), t * float(r["forward_per_emitted"]), r.get("code_wall_s", 0))
+        for r in records
+        if (t := int(r.get("emitted_tokens") or 0)) and r.get("tok_s")
+    ]
+    counted_tokens = sum(c[0] for c in counted)
+    counted_s = sum(c[1] for c in counted)
+    if counted_tokens and len(counted) == n:  # per emitted token of the whole run
+        forward_per_emitted = sum(c[2] for c in counted) / counted_tokens
+    else:  # records written without token counts: the mean problem's
+        forward_per_emitted = (
+            statistics.mean(r["forward_per_emitted"] for r in records) if n else 0.0
+        )
     # problems decoded while other work held the cores: seconds per forward evaluation (the
     # verifier's code runs left out) far above the run's median; a run's tok/s counts them too
-    per_forward_s = [
-        max(0.0, int(r["emitted_tokens"]) / float(r["tok_s"]) - float(r.get("code_wall_s", 0)))
-        / (int(r["emitted_tokens"]) * fwd)
-        for r in counted
-        if (fwd := float(r["forward_per_emitted"])) > 0
-    ]
+    per_forward_s = [max(0.0, s - float(code)) / fwd for _, s, fwd, code in counted if fwd > 0]
     typical_s = statistics.median(per_forward_s) if per_forward_s else 0.0
     slowed = sum(1 for x in per_forward_s if x > SLOWED_FACTOR * typical_s)
     return {
@@ -206,12 +209,7 @@ def summarise(config: EvalConfig, records: list[dict[str, Any]]) -> dict[str, An
         "emitted_tok_s": round(counted_tokens / counted_s, 2) if counted_s else None,
         "slowed_problems": slowed,
         "backtracks_per_problem": round(sum(r["rollbacks"] for r in records) / n, 3) if n else 0.0,
-        # per emitted token of the whole run (what a workload pays), not the mean problem's
-        "forward_per_emitted": round(forward_tokens / counted_tokens, 4)
-        if counted_tokens and len(counted) == n
-        else round(statistics.mean(r["forward_per_emitted"] for r in records), 4)
-        if n
-        else 0.0,
+        "forward_per_emitted": round(forward_per_emitted, 4),
         "isolation": "+".join(isolations) if isolations else None,
         # sandboxed checks during generation, per emitted token (runs that recorded them)
         "code_cpu_s_per_emitted": round(sum(r["code_cpu_s"] for r in timed) / timed_tokens, 6)
