@@ -203,7 +203,15 @@ def train(
     "feature_sets",
     default="last,mean,last+mean",
     show_default=True,
-    help="Comma-separated whole-answer feature sets to fit heads on: last, mean, last+mean.",
+    help="Comma-separated whole-answer feature sets to fit heads on: last, mean, last+mean; "
+    "@L reads layer L's output instead of the final hidden state (needs --layers; offline "
+    "only: no head file is kept).",
+)
+@click.option(
+    "--layers",
+    default="",
+    help="Comma-separated 0-based layers whose outputs the features also tap (llama.cpp's "
+    "eval callback), e.g. 12,16,20.",
 )
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
 @click.option("--c", "c", type=click.FloatRange(1e-6, 1e6), default=0.05, show_default=True)
@@ -254,6 +262,7 @@ def replay(
     rollouts: Path,
     reader: str | None,
     feature_sets: str,
+    layers: str,
     folds: int,
     c: float,
     precision: float,
@@ -270,20 +279,28 @@ def replay(
     import json
 
     from planner.verifier_training.answer_fit import save_heads
-    from planner.verifier_training.answers import FEATURE_SETS
+    from planner.verifier_training.answers import parse_feature_set
     from planner.verifier_training.replay import replay_report, report_markdown
     from runtime.atomic import write_text_atomic
     from runtime.errors import UsageError
 
     sets = [s.strip() for s in feature_sets.split(",") if s.strip()]
+    try:
+        tapped = sorted({int(x) for x in layers.split(",") if x.strip()})
+    except ValueError:
+        raise UsageError(
+            f"--layers {layers!r} is not a list of layer numbers; write e.g. 12,16,20"
+        ) from None
     for s in sets:
-        if s not in FEATURE_SETS:
-            raise UsageError(f"unknown feature set {s!r}; use one of {', '.join(FEATURE_SETS)}")
+        layer = parse_feature_set(s)[1]
+        if layer is not None and layer not in tapped:
+            raise UsageError(f"feature set {s!r} reads layer {layer}: add it to --layers")
     with job_progress("answer features") as update:
         report, fits, fit_labels = replay_report(
             rollouts,
             reader=reader,
             feature_sets=sets,
+            layers=tapped,
             k=folds,
             c=c,
             precision=precision,

@@ -105,7 +105,12 @@ def cross_fit_answers(
 ) -> AnswerFit:
     """``confidence``: the head reads the answer's length and token log-probabilities beside
     the hidden states (offline only: the runtime's verifiers see no log-probabilities yet, so
-    no head file is kept; its values and AUCs say what passing them would buy)."""
+    no head file is kept; its values and AUCs say what passing them would buy). A feature set
+    on an intermediate layer (``last+mean@16``) is offline too: the runtime's latent verifier
+    reads the final hidden state."""
+    from planner.verifier_training.answers import parse_feature_set
+
+    offline = confidence or parse_feature_set(features)[1] is not None
     x = feats.matrix(features)
     if confidence:
         base = feats.baselines()
@@ -131,20 +136,20 @@ def cross_fit_answers(
         threshold = calibrate_threshold(head.predict(x[cal_rows]), y[cal_rows], precision)
         values[test] = head.predict(x[test])
         thresholds[test] = threshold
-        md = HeadMetadata(
-            kind="logistic",
-            features=features,  # type: ignore[arg-type]
-            n_embd=x.shape[1],
-            threshold=threshold,
-            model_sha256=feats.model_sha256,
-            model_name=model_name,
-            training_data_id=f"{data_id}:answers-{features}-k{k}-fold{f}",
-            training_tasks=tasks,
-            auc=auc(values[test], y[test]),
-            note=f"cross-fitted whole-answer head: use only on fold {f}'s problems",
-        )
-        heldout = sorted(set(feats.task[test].tolist()), key=task_number)
-        if not confidence:
+        if not offline:
+            md = HeadMetadata(
+                kind="logistic",
+                features=features,  # type: ignore[arg-type]
+                n_embd=x.shape[1],
+                threshold=threshold,
+                model_sha256=feats.model_sha256,
+                model_name=model_name,
+                training_data_id=f"{data_id}:answers-{features}-k{k}-fold{f}",
+                training_tasks=tasks,
+                auc=auc(values[test], y[test]),
+                note=f"cross-fitted whole-answer head: use only on fold {f}'s problems",
+            )
+            heldout = sorted(set(feats.task[test].tolist()), key=task_number)
             heads.append((f, head.with_metadata(md), tasks, heldout))
         for name, cols in BASELINE_SETS.items():
             # fitted and calibrated on exactly the head's rows

@@ -1,10 +1,12 @@
 """Whole-answer features of rollouts, and the model's own confidence as baselines.
 
 One pass per rollout (prompt + answer) through the model a head will read gives, for the
-answer as a whole: the hidden state at its last token, the mean hidden state over its tokens,
-and (from the main model's logits in the same pass, or in a second pass when another model
-reads) the log-probability of each answer token. Those make the baselines a head must beat:
-the answer's length, its mean and its minimum token log-probability, and their combination.
+answer as a whole: the hidden state at its last token, the mean hidden state over its tokens
+(after the final norm, and optionally the residual stream after chosen intermediate
+``layers``, read by llama.cpp's eval callback), and (from the main model's logits in the same
+pass, or in a second pass when another model reads) the log-probability of each answer token.
+Those make the baselines a head must beat: the answer's length, its mean and its minimum token
+log-probability, and their combination.
 
 Features are cached in an ``.npz`` (``allow_pickle=False``), one row per rollout keyed by its
 problem, sample and answer text, for one reader model file: a run computes only the rollouts
@@ -39,8 +41,24 @@ if TYPE_CHECKING:
 #: The per-rollout arrays of :class:`AnswerFeatures` (one row each), in field order.
 ROW_FIELDS = ("last", "mean", "length", "mean_logprob", "min_logprob", "y", "task", "sample", "key")
 
-#: The per-answer feature sets a head can read (``last+mean`` concatenates the two).
+#: Per-rollout arrays of the tapped intermediate layers, (n, n_layers_tapped, n_embd) each.
+LAYER_FIELDS = ("layer_last", "layer_mean")
+
+#: The per-answer feature sets a head can read (``last+mean`` concatenates the two). Each
+#: reads the final hidden state, or with ``@L`` the residual stream after layer L (0-based),
+#: which the features must have tapped (e.g. ``last+mean@16``).
 FEATURE_SETS = ("last", "mean", "last+mean")
+
+
+def parse_feature_set(name: str) -> tuple[str, int | None]:
+    """``"last+mean@16"`` -> ``("last+mean", 16)``; ``"mean"`` -> ``("mean", None)``."""
+    base, at, layer = name.partition("@")
+    if base not in FEATURE_SETS or (at and not layer.isdigit()):
+        raise UsageError(
+            f"unknown feature set {name!r}; use one of {', '.join(FEATURE_SETS)}, "
+            "optionally with @LAYER (e.g. last+mean@16)"
+        )
+    return base, int(layer) if at else None
 
 
 @dataclass(frozen=True)
@@ -59,15 +77,43 @@ class AnswerFeatures:
     tokens_processed: int
     cpu_s: float
     model_sha256: str
+    layers: tuple[int, ...] = ()  # the intermediate layers tapped (0-based), in order
+    layer_last: np.ndarray | None = None  # (n, len(layers), n_embd) after each tapped layer
+    layer_mean: np.ndarray | None = None  # (n, len(layers), n_embd) its mean over the answer
 
     def matrix(self, features: str) -> np.ndarray:
-        if features == "last":
-            return self.last
-        if features == "mean":
-            return self.mean
-        if features == "last+mean":
-            return np.concatenate([self.last, self.mean], axis=1)
-        raise UsageError(f"unknown feature set {features!r}; use one of {', '.join(FEATURE_SETS)}")
+        base, layer = parse_feature_set(features)
+        last, mean = self.last, self.mean
+        if layer is not None:
+            if layer not in self.layers or self.layer_last is None or self.layer_mean is None:
+                raise UsageError(
+                    f"feature set {features!r} needs layer {layer}, which these features did "
+                    f"not tap (tapped: {list(self.layers) or 'none'}); add it to --layers"
+                )
+            j = self.layers.index(layer)
+            last, mean = self.layer_last[:, j], self.layer_mean[:, j]
+        if base == "last":
+            return last
+        if base == "mean":
+            return mean
+        return np.concatenate([last, mean], axis=1)
+
+    def _row_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {name: getattr(self, name) for name in ROW_FIELDS}
+        if self.layers:
+            arrays |= {name: getattr(self, name) for name in LAYER_FIELDS}
+        return arrays
+
+    def _with_rows(
+        self, arrays: dict[str, np.ndarray], tokens: int, cpu_s: float
+    ) -> AnswerFeatures:
+        return AnswerFeatures(
+            **arrays,  # type: ignore[arg-type]
+            tokens_processed=tokens,
+            cpu_s=cpu_s,
+            model_sha256=self.model_sha256,
+            layers=self.layers,
+        )
 
     def baselines(self) -> dict[str, np.ndarray]:
         """Scalar per-answer signals a head must beat (higher: more likely right, up to sign)."""
@@ -79,13 +125,14 @@ class AnswerFeatures:
 
     def save(self, path: Path) -> Path:
         arrays = {
-            **{name: getattr(self, name) for name in ROW_FIELDS},
+            **self._row_arrays(),
             "meta": np.array(
                 json.dumps(
                     {
                         "tokens_processed": self.tokens_processed,
                         "cpu_s": self.cpu_s,
                         "model_sha256": self.model_sha256,
+                        "layers": list(self.layers),
                     }
                 )
             ),
@@ -102,6 +149,7 @@ class AnswerFeatures:
             with np.load(path, allow_pickle=False) as data:
                 raw = {k: data[k] for k in data.files}
             meta = json.loads(str(raw.pop("meta")))
+            meta["layers"] = tuple(meta.get("layers", ()))
             return cls(**raw, **meta)  # type: ignore[arg-type]
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
             raise UsageError(
@@ -112,27 +160,22 @@ class AnswerFeatures:
     def concat(self, other: AnswerFeatures) -> AnswerFeatures:
         if other.model_sha256 != self.model_sha256:
             raise UsageError("features of two reader models cannot be joined")
-        arrays = {
-            name: np.concatenate([getattr(self, name), getattr(other, name)]) for name in ROW_FIELDS
-        }
-        return AnswerFeatures(
-            **arrays,
-            tokens_processed=self.tokens_processed + other.tokens_processed,
-            cpu_s=round(self.cpu_s + other.cpu_s, 2),
-            model_sha256=self.model_sha256,
+        if other.layers != self.layers:
+            raise UsageError("features that tapped different layers cannot be joined")
+        mine, theirs = self._row_arrays(), other._row_arrays()
+        arrays = {name: np.concatenate([mine[name], theirs[name]]) for name in mine}
+        return self._with_rows(
+            arrays,
+            self.tokens_processed + other.tokens_processed,
+            round(self.cpu_s + other.cpu_s, 2),
         )
 
     def select(self, keys: Sequence[str]) -> AnswerFeatures:
         """The rows of ``keys``, in that order (the cost stays the whole pass's)."""
         where = {k: i for i, k in enumerate(self.key.tolist())}
         idx = np.asarray([where[k] for k in keys], dtype=np.int64)
-        arrays = {name: getattr(self, name)[idx] for name in ROW_FIELDS}
-        return AnswerFeatures(
-            **arrays,
-            tokens_processed=self.tokens_processed,
-            cpu_s=self.cpu_s,
-            model_sha256=self.model_sha256,
-        )
+        arrays = {name: a[idx] for name, a in self._row_arrays().items()}
+        return self._with_rows(arrays, self.tokens_processed, self.cpu_s)
 
 
 def _offset(
@@ -157,11 +200,14 @@ def cached_answer_features(
     rollouts: Sequence[Rollout],
     cache: Path | None,
     *,
+    layers: Sequence[int] = (),
     chunk: int = 64,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnswerFeatures:
     """Every rollout's features, computing only those ``cache`` lacks, saving after each
-    chunk of ``chunk`` rollouts (an interrupted pass resumes there)."""
+    chunk of ``chunk`` rollouts (an interrupted pass resumes there); ``layers`` also taps
+    those intermediate layers (a cache that tapped others is refused)."""
+    layers = tuple(sorted(set(layers)))
     from runtime.models.fetch import file_sha256, model_path
 
     sha = file_sha256(model_path(reader_ref))
@@ -171,6 +217,11 @@ def cached_answer_features(
         if have.model_sha256 != sha:
             raise UsageError(
                 f"{cache} holds features read by another model file; pass another --cache"
+            )
+        if have.layers != layers:
+            raise UsageError(
+                f"{cache} holds features of layers {list(have.layers) or 'none'}, not "
+                f"{list(layers) or 'none'}; pass another --cache (or the same --layers)"
             )
     known = set(have.key.tolist()) if have is not None else set()
     # a problem's answers side by side, so each chunk decodes a prompt once for all of them
@@ -182,7 +233,11 @@ def cached_answer_features(
         part = missing[start : start + chunk]
         base = done + start
         new = answer_features(
-            main_ref, reader_ref, part, progress=_offset(progress, base, len(rollouts))
+            main_ref,
+            reader_ref,
+            part,
+            layers=layers,
+            progress=_offset(progress, base, len(rollouts)),
         )
         have = new if have is None else have.concat(new)
         if cache is not None:
@@ -199,21 +254,33 @@ def answer_features(
     reader_ref: str,
     rollouts: Sequence[Rollout],
     *,
+    layers: Sequence[int] = (),
     n_ctx: int = 2048,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnswerFeatures:
-    """Per-answer hidden-state features read by ``reader_ref``, and ``main_ref``'s token
-    log-probabilities of each answer (``main_ref`` tokenises)."""
+    """Per-answer hidden-state features read by ``reader_ref`` (and after each of its
+    ``layers``), and ``main_ref``'s token log-probabilities of each answer (``main_ref``
+    tokenises)."""
     from runtime.engine.chat import chat_prompt_tokens
     from runtime.engine.llama import Context
 
     problems = {p.task_id: p for p in load_humaneval()}
     cpu0 = time.process_time()
     with reader_models(main_ref, reader_ref) as (main, reader, reader_sha):
-        ctx = Context(reader, n_ctx=n_ctx, embeddings=True)
+        layers = tuple(sorted(set(layers)))
+        ctx = Context(reader, n_ctx=n_ctx, embeddings=True, layers=layers or None)
         main_ctx = ctx if reader is main else Context(main, n_ctx=n_ctx)
         read, read_main = AnswerReader(ctx), AnswerReader(main_ctx)
         last, mean, length, mean_lp, min_lp = [], [], [], [], []
+        layer_last: list[np.ndarray] = []
+        layer_mean: list[np.ndarray] = []
+        tapped: dict[int, list[np.ndarray]] = {}
+
+        def copy_taps() -> None:
+            if ctx.tap is not None:
+                for i in layers:
+                    tapped[i].append(ctx.tap.rows(i).copy())
+
         for i, r in enumerate(rollouts):
             prompt = chat_prompt_tokens(
                 main, [{"role": "user", "content": build_prompt(problems[r.task_id])}]
@@ -222,7 +289,15 @@ def answer_features(
             answer = answer[: max(1, n_ctx - len(prompt) - 1)]
             if not answer:  # an empty answer: its features are the prompt's end
                 answer = main.tokenize("\n", add_special=False, parse_special=False)
-            hidden, logprobs = read.read(prompt, answer, with_logprobs=reader is main)
+            tapped.clear()
+            tapped.update({i: [] for i in layers})
+            hidden, logprobs = read.read(
+                prompt, answer, with_logprobs=reader is main, after_chunk=copy_taps
+            )
+            if layers:
+                per = [np.concatenate(tapped[i]) for i in layers]
+                layer_last.append(np.stack([rows[-1] for rows in per]))
+                layer_mean.append(np.stack([rows.mean(axis=0) for rows in per]))
             if reader is not main:
                 _, logprobs = read_main.read(prompt, answer, with_logprobs=True)
             last.append(hidden[-1])
@@ -251,6 +326,9 @@ def answer_features(
         tokens_processed=processed,
         cpu_s=round(time.process_time() - cpu0, 2),
         model_sha256=reader_sha,
+        layers=layers,
+        layer_last=np.asarray(layer_last, dtype=np.float32) if layers else None,
+        layer_mean=np.asarray(layer_mean, dtype=np.float32) if layers else None,
     )
 
 

@@ -179,6 +179,7 @@ def replay_report(
     *,
     reader: str | None = None,
     feature_sets: Sequence[str] = ("last", "mean", "last+mean"),
+    layers: Sequence[int] = (),
     k: int = 5,
     c: float = 0.05,
     precision: float = 0.85,
@@ -191,7 +192,8 @@ def replay_report(
 ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
     """Features (cached), cross-fitted heads per feature set with their baselines, the prompt's
     examples run on every answer (cached; ``examples=False`` skips them), and every rule
-    replayed with the best feature set's head; ``samples`` keeps each problem's greedy answer
+    replayed with the best feature set's head (``layers``: intermediate layers tapped for
+    feature sets such as ``last+mean@16``); ``samples`` keeps each problem's greedy answer
     and its first K sampled ones. Returns (report, fits by feature set, the
     answers' labels)."""
     from pathlib import Path
@@ -208,7 +210,12 @@ def replay_report(
     main = header["model"]
     reader = reader or main
     feats = cached_answer_features(
-        main, reader, rows, None if cache is None else Path(cache), progress=progress
+        main,
+        reader,
+        rows,
+        None if cache is None else Path(cache),
+        layers=layers,
+        progress=progress,
     )
     fits = {
         fs: cross_fit_answers(
@@ -271,6 +278,7 @@ def replay_report(
         "problems_with_fewer_answers": len(every) - len(attempts),
         "answers_passed": int(y.sum()),
         "features_cost": {"tokens_processed": feats.tokens_processed, "cpu_s": feats.cpu_s},
+        "layers_tapped": list(feats.layers),
         "heads": aucs,
         "replayed_with": best_fs,
         "rules": results,
@@ -294,7 +302,14 @@ def report_markdown(report: dict[str, Any]) -> str:
         )
         + f"); rules replayed on the {report['problems']} problems with all their answers "
         f"({report['problems_with_fewer_answers']} with fewer left out); read by "
-        f"{report['reader']}; features cost "
+        f"{report['reader']}"
+        + (
+            f" (final hidden state and the outputs of layers "
+            f"{', '.join(map(str, report['layers_tapped']))}: `@L` feature sets, 0-based)"
+            if report.get("layers_tapped")
+            else ""
+        )
+        + "; features cost "
         f"{report['features_cost']['tokens_processed']} tokens, "
         f"{report['features_cost']['cpu_s']} CPU-s. Heads and baselines cross-fitted by "
         "problem on the same folds. AUC: out of fold, over all answers; within: the mean AUC "

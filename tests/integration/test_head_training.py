@@ -10,6 +10,7 @@ import pytest
 from planner.quality.dataset import load_humaneval
 from planner.verifier_training.features import rollout_features
 from planner.verifier_training.rollouts import CollectConfig, Rollout, collect, load_rollouts
+from runtime.errors import UsageError
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +111,27 @@ def test_answer_features_and_the_models_own_confidence(tmp_path: Path, smol_path
     assert len(AnswerFeatures.load(cache).y) == 6  # 4 cached + the 2 new, once each
     assert both.sample.tolist() == [r.sample for r in rows[::-1]]
     assert np.allclose(both.last[-1], first.last[0], atol=1e-4)
+
+
+def test_answer_features_tap_intermediate_layers(tmp_path: Path, smol_path: Path) -> None:
+    from planner.verifier_training.answers import cached_answer_features
+
+    rows = _answer_rollouts(tmp_path / "r.jsonl", n_problems=2)
+    cache = tmp_path / "layers.npz"
+    feats = cached_answer_features("smollm2-135m", "smollm2-135m", rows, cache, layers=(20, 5))
+    assert feats.layers == (5, 20)
+    assert feats.layer_last is not None and feats.layer_mean is not None
+    assert feats.layer_last.shape == feats.layer_mean.shape == (6, 2, 576)
+    assert np.isfinite(feats.layer_last).all()
+    # the residual stream after a middle layer is not the final (normed) hidden state, and the
+    # final state is what a pass without the tap computes
+    assert not np.allclose(feats.matrix("last@20"), feats.last, atol=1e-2)
+    plain = cached_answer_features("smollm2-135m", "smollm2-135m", rows[:1], None)
+    assert np.allclose(plain.last[0], feats.last[0], atol=1e-4)
+    # a problem's answers shared one prompt: each answer's layer rows are its own tokens'
+    assert not np.allclose(feats.layer_mean[1], feats.layer_mean[2], atol=1e-3)
+    with pytest.raises(UsageError, match="layers"):
+        cached_answer_features("smollm2-135m", "smollm2-135m", rows, cache, layers=(5,))
 
 
 def test_replay_command_reports_heads_baselines_and_rules(tmp_path: Path, smol_path: Path) -> None:

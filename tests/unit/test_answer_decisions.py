@@ -84,6 +84,45 @@ def test_cross_fitted_answer_heads_never_saw_their_problems_and_beat_noise_basel
         feats.matrix("middle")
 
 
+def test_layer_features_survive_a_cache_and_a_layer_head_is_offline(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from planner.verifier_training.answers import parse_feature_set
+
+    base = _features()
+    n, rng = len(base.y), np.random.default_rng(1)
+    # layer 3 carries the label along another axis; layer 7 is noise
+    signal = base.last[:, ::-1].copy()
+    noise = rng.normal(size=signal.shape).astype(np.float32)
+    feats = replace(
+        base,
+        layers=(3, 7),
+        layer_last=np.stack([signal, noise], axis=1),
+        layer_mean=np.stack([signal, noise], axis=1),
+    )
+    assert np.array_equal(feats.matrix("last@3"), signal)
+    assert feats.matrix("last+mean@7").shape == (n, 12)
+    assert parse_feature_set("last+mean@16") == ("last+mean", 16)
+    with pytest.raises(UsageError, match="did not tap"):
+        feats.matrix("last@5")
+    with pytest.raises(UsageError, match="feature set"):
+        parse_feature_set("last@x")
+    back = AnswerFeatures.load(feats.save(tmp_path / "f.npz"))
+    assert back.layers == (3, 7) and np.array_equal(back.matrix("mean@7"), feats.matrix("mean@7"))
+    keys = feats.key.tolist()
+    half = back.select(keys[: n // 2]).concat(back.select(keys[n // 2 :]))
+    assert np.array_equal(half.select(keys[::-1]).matrix("last@3"), signal[::-1])
+    with pytest.raises(UsageError, match="different layers"):
+        base.concat(feats)
+    old = AnswerFeatures.load(base.save(tmp_path / "old.npz"))  # a file from before layers
+    assert old.layers == () and old.layer_last is None
+    good = cross_fit_answers(feats, features="last@3", k=4)
+    bad = cross_fit_answers(feats, features="last@7", k=4)
+    assert not good.heads  # the runtime reads the final state: no head file for a layer
+    assert good.report(feats.y)["auc_out_of_fold"]["head"] > 0.9
+    assert (bad.report(feats.y)["auc_out_of_fold"]["head"] or 0) < 0.75
+
+
 def test_rules_replay_what_a_decoder_would_have_returned() -> None:
     task = np.array(["HumanEval/1"] * 3 + ["HumanEval/0"] * 3)
     sample = np.array(["s1", "eval:g", "s0", "s0", "eval:g", "s1"])
