@@ -204,11 +204,22 @@ class Runtime:
             s.strategy, threshold=s.threshold, vgb=s.vgb, regenerate=s.regenerate
         )
         needs_hidden = bool(verifier and verifier.needs_hidden)
+        layer = verifier.hidden_layer if verifier is not None and needs_hidden else None
         if ctx is not None and needs_hidden and not ctx.embeddings:
             raise UsageError("this verifier reads hidden states: the context needs embeddings")
+        if ctx is not None and layer != ctx.hidden_layer:
+            raise UsageError(
+                f"this verifier's head reads layer {layer}'s output, which this engine's "
+                "batched contexts do not tap; run it with `backplan generate` or `backplan "
+                "eval`, or use a head fitted on the final hidden state"
+            )
         self._own_ctx = ctx is None
         self.ctx: DecodeContext = ctx or Context(
-            self.model, n_ctx=s.n_ctx, n_threads=s.n_threads, embeddings=needs_hidden
+            self.model,
+            n_ctx=s.n_ctx,
+            n_threads=s.n_threads,
+            embeddings=needs_hidden,
+            hidden_layer=layer,
         )
 
     def _load_verifier_model(self, ref: str) -> Model:

@@ -204,8 +204,8 @@ def train(
     default="last,mean,last+mean",
     show_default=True,
     help="Comma-separated whole-answer feature sets to fit heads on: last, mean, last+mean; "
-    "@L reads layer L's output instead of the final hidden state (needs --layers; offline "
-    "only: no head file is kept).",
+    "@L reads layer L's output instead of the final hidden state (needs --layers; its heads "
+    "name the layer and the runtime taps it).",
 )
 @click.option(
     "--layers",
@@ -320,5 +320,10 @@ def replay(
         stem = f"{report['reader']}-answer"
         for fs, fit in fits.items():
             if fit.heads:  # an offline-only fit (reading log-probabilities) keeps no head
-                save_heads(fit, out_dir / "heads", f"{stem}-{fs.replace('+', '-')}", fit_labels)
+                save_heads(
+                    fit,
+                    out_dir / "heads",
+                    f"{stem}-{fs.replace('+', '-').replace('@', '-layer')}",
+                    fit_labels,
+                )
         click.echo(f"report and heads in {out_dir}")

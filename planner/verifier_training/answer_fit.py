@@ -106,11 +106,11 @@ def cross_fit_answers(
     """``confidence``: the head reads the answer's length and token log-probabilities beside
     the hidden states (offline only: the runtime's verifiers see no log-probabilities yet, so
     no head file is kept; its values and AUCs say what passing them would buy). A feature set
-    on an intermediate layer (``last+mean@16``) is offline too: the runtime's latent verifier
-    reads the final hidden state."""
+    on an intermediate layer (``last+mean@16``) keeps heads that name the layer: the runtime
+    taps it (``Context(hidden_layer=...)``)."""
     from planner.verifier_training.answers import parse_feature_set
 
-    offline = confidence or parse_feature_set(features)[1] is not None
+    base_features, layer = parse_feature_set(features)
     x = feats.matrix(features)
     if confidence:
         base = feats.baselines()
@@ -136,10 +136,11 @@ def cross_fit_answers(
         threshold = calibrate_threshold(head.predict(x[cal_rows]), y[cal_rows], precision)
         values[test] = head.predict(x[test])
         thresholds[test] = threshold
-        if not offline:
+        if not confidence:
             md = HeadMetadata(
                 kind="logistic",
-                features=features,  # type: ignore[arg-type]
+                features=base_features,  # type: ignore[arg-type]
+                layer=layer,
                 n_embd=x.shape[1],
                 threshold=threshold,
                 model_sha256=feats.model_sha256,

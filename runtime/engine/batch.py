@@ -199,6 +199,7 @@ class SlotContext:
         self.n_ctx = engine.n_ctx_per_slot
         self.n_batch = engine.n_batch
         self.embeddings = engine.embeddings
+        self.hidden_layer: int | None = None  # the batched contexts tap no layer
         self.n_past = 0
         self.forward_tokens = 0
         self.decode_calls = 0

@@ -310,11 +310,19 @@ class Context:
         embeddings: bool = False,
         n_threads: int | None = None,
         layers: Sequence[int] | None = None,
+        hidden_layer: int | None = None,
     ) -> None:
         lib = llama_lib()
         self.model = model
         # layers: read these layers' outputs at every decode (an empty list: the callback
-        # alone, to time it); None: no callback, the graph runs uninterrupted
+        # alone, to time it); None: no callback, the graph runs uninterrupted.
+        # hidden_layer: hidden()/hidden_all() return the residual stream after this layer
+        # (tapped) instead of the final hidden state (a value head fitted on that layer)
+        if hidden_layer is not None:
+            if not embeddings:
+                raise EngineError("hidden_layer needs a context created with embeddings=True")
+            layers = sorted({*(layers or ()), hidden_layer})
+        self.hidden_layer = hidden_layer
         self.tap: LayerTap | None = None
         if layers is not None:
             from runtime.engine.layers import LayerTap
@@ -434,9 +442,17 @@ class Context:
         return np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,))
 
     def hidden(self, i: int = -1) -> np.ndarray:
-        """Zero-copy view of the last hidden state of output ``i`` (needs embeddings=True)."""
+        """Zero-copy view of the last hidden state of output ``i`` (needs embeddings=True);
+        with ``hidden_layer``, that layer's output at output ``i`` instead."""
         if not self.embeddings:
             raise EngineError("hidden states need a context created with embeddings=True")
+        if self.tap is not None and self.hidden_layer is not None:
+            rows = self.tap.rows(self.hidden_layer)
+            # a middle layer keeps every token of the last batch, outputs are its last rows
+            j = i if i < 0 else len(rows) - self._n_out + i
+            if not -len(rows) <= j < len(rows):
+                raise EngineError(f"no hidden state for output {i}; decode with all_outputs=True")
+            return rows[j]
         ptr = self._embd_ith(self._ctx, i)
         if not ptr:
             raise EngineError(f"no hidden state for output {i}; decode with all_outputs=True")

@@ -21,6 +21,8 @@ class DecodeContext(Protocol):
     n_past: int
     forward_tokens: int
     embeddings: bool
+    #: the layer hidden() reads (None: the final hidden state)
+    hidden_layer: int | None
 
     def decode(self, tokens: Sequence[int], *, all_outputs: bool = False) -> int: ...
 

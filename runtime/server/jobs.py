@@ -163,6 +163,7 @@ class GuardedSlot:
         self.n_ctx = slot.n_ctx
         self.n_batch = slot.n_batch
         self.embeddings = slot.embeddings
+        self.hidden_layer = slot.hidden_layer
 
     @property
     def n_past(self) -> int:

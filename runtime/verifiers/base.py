@@ -37,6 +37,8 @@ class Verifier(ABC):
     name: str = "verifier"
     #: True when the verifier reads the main model's last hidden state (the latent head).
     needs_hidden: bool = False
+    #: The 0-based layer whose output those hidden states must be (None: the final state).
+    hidden_layer: int | None = None
     #: How many tokens the sampler should gather before asking for values (1 = every token).
     preferred_block: int = 1
     #: True when values are graded probabilities (a learned head), False for 0/1 verdicts.

@@ -56,6 +56,12 @@ class HeadMetadata(BaseModel):
         "(prefix), or a whole answer's: its last token's (last), the mean over its tokens "
         "(mean), or both side by side (last+mean, 2 x n_embd).",
     )
+    layer: int | None = Field(
+        None,
+        ge=0,
+        description="The 0-based layer whose output the head reads (llama.cpp's eval callback); "
+        "None: the final hidden state, after the last norm.",
+    )
     model_sha256: str | None = Field(None, description="sha256 of the GGUF it reads.")
     model_name: str | None = None
     n_embd: int = Field(..., gt=0)

@@ -30,6 +30,7 @@ class LatentVerifier(Verifier):
         self._pending: list[np.ndarray] = []
         self._n = 0
         self._features = head.metadata.features
+        self.hidden_layer = head.metadata.layer
         self._cum: list[np.ndarray] = []  # running sums of hidden states (mean heads only)
 
     @property

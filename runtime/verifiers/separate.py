@@ -45,7 +45,12 @@ class SeparateModelVerifier(Verifier):
         self.name = f"model:{label}"
         self.preferred_block = max(1, block)
         self.ctx = Context(
-            model, n_ctx=n_ctx, n_batch=max(64, block), embeddings=True, n_threads=n_threads
+            model,
+            n_ctx=n_ctx,
+            n_batch=max(64, block),
+            embeddings=True,
+            n_threads=n_threads,
+            hidden_layer=head.metadata.layer,
         )
         self._pending: list[int] = []
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from runtime.errors import UsageError
 from runtime.verifiers.base import Verifier, VerifierStats
 
 
@@ -17,6 +18,14 @@ class StackedVerifier(Verifier):
         self.verifiers = list(verifiers)
         self.name = "+".join(v.name for v in self.verifiers)
         self.needs_hidden = any(v.needs_hidden for v in self.verifiers)
+        layers = {v.hidden_layer for v in self.verifiers if v.needs_hidden}
+        if len(layers) > 1:
+            names = sorted("final" if x is None else f"layer {x}" for x in layers)
+            raise UsageError(
+                f"these verifiers read the hidden states of different layers ({', '.join(names)}); "
+                "stack heads fitted on the same layer"
+            )
+        self.hidden_layer = next(iter(layers), None)
         self.preferred_block = max(v.preferred_block for v in self.verifiers)
         self.graded = any(v.graded for v in self.verifiers)
 

@@ -469,3 +469,53 @@ def test_the_runtime_reads_an_answer_as_the_trainer_did(
     feats = answer_features("smollm2-135m", "smollm2-135m", [rollout])
     offline = float(head.predict(feats.matrix(features))[0])
     assert gen.trace.final_value == pytest.approx(offline, abs=2e-3)
+
+
+def test_a_head_on_a_middle_layer_reads_it_while_decoding_as_the_trainer_did(
+    smol: Model, smol_path: object
+) -> None:
+    """A head fitted on layer 12's output gets that layer from the eval callback while
+    decoding; its value of the finished answer is the trainer's, and not the final state's."""
+    from planner.quality.dataset import load_humaneval
+    from planner.quality.harness import build_prompt
+    from planner.verifier_training.answers import answer_features
+    from planner.verifier_training.rollouts import Rollout
+
+    final = _answer_head(smol.n_embd, "last+mean")
+    head = ValueHead(
+        final.metadata.model_copy(update={"layer": 12}),
+        final.w1,
+        final.b1,
+        mean=final.mean,
+        scale=final.scale,
+    )
+    problem = load_humaneval()[0]
+    rt = Runtime(RuntimeSettings(), model=smol, verifier=LatentVerifier(head))
+    try:
+        assert rt.ctx.hidden_layer == 12
+        gen = rt.generate(rt.prompt_tokens(build_prompt(problem)), max_tokens=32)
+    finally:
+        rt.close()
+    rollout = Rollout(
+        task_id=problem.task_id,
+        sample="s0",
+        completion=gen.text,
+        tokens=gen.tokens,
+        passed=False,
+        status="f",
+    )
+    feats = answer_features("smollm2-135m", "smollm2-135m", [rollout], layers=(12,))
+    offline = float(head.predict(feats.matrix("last+mean@12"))[0])
+    assert gen.trace.final_value == pytest.approx(offline, abs=2e-3)
+    on_final = float(final.predict(feats.matrix("last+mean"))[0])
+    assert abs(on_final - offline) > 2e-3  # the layer is what the head read
+    # a context that does not tap the layer (as the server's batched slots) is refused
+    from runtime.engine.llama import Context
+    from runtime.errors import UsageError
+
+    untapped = Context(smol, embeddings=True)
+    try:
+        with pytest.raises(UsageError, match="layer 12"):
+            Runtime(RuntimeSettings(), model=smol, verifier=LatentVerifier(head), ctx=untapped)
+    finally:
+        untapped.close()

@@ -60,6 +60,7 @@ class ScriptedContext:
         self.model = model
         self.n_ctx = n_ctx
         self.embeddings = embeddings
+        self.hidden_layer: int | None = None
         self.table = {k: np.asarray(v, dtype=np.float32) for k, v in table.items()}
         self.default = np.asarray(
             default if default is not None else np.zeros(model.n_vocab), dtype=np.float32

@@ -84,7 +84,7 @@ def test_cross_fitted_answer_heads_never_saw_their_problems_and_beat_noise_basel
         feats.matrix("middle")
 
 
-def test_layer_features_survive_a_cache_and_a_layer_head_is_offline(tmp_path: Path) -> None:
+def test_layer_features_survive_a_cache_and_a_layer_head_names_its_layer(tmp_path: Path) -> None:
     from dataclasses import replace
 
     from planner.verifier_training.answers import parse_feature_set
@@ -118,7 +118,9 @@ def test_layer_features_survive_a_cache_and_a_layer_head_is_offline(tmp_path: Pa
     assert old.layers == () and old.layer_last is None
     good = cross_fit_answers(feats, features="last@3", k=4)
     bad = cross_fit_answers(feats, features="last@7", k=4)
-    assert not good.heads  # the runtime reads the final state: no head file for a layer
+    # its heads say which layer they read, for the runtime to tap
+    assert [h.metadata.layer for _, h, _, _ in good.heads] == [3] * 4
+    assert good.heads[0][1].metadata.features == "last"
     assert good.report(feats.y)["auc_out_of_fold"]["head"] > 0.9
     assert (bad.report(feats.y)["auc_out_of_fold"]["head"] or 0) < 0.75
 
