@@ -216,6 +216,12 @@ def train(
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
 @click.option("--c", "c", type=click.FloatRange(1e-6, 1e6), default=0.05, show_default=True)
 @click.option(
+    "--c-grid",
+    default="",
+    help="Comma-separated L2 strengths (e.g. 0.002,0.005,0.02,0.05): each fold chooses its C "
+    "by an inner cross-validation over its own training problems (default: --c everywhere).",
+)
+@click.option(
     "--precision",
     type=click.FloatRange(0.5, 1.0),
     default=0.85,
@@ -265,6 +271,7 @@ def replay(
     layers: str,
     folds: int,
     c: float,
+    c_grid: str,
     precision: float,
     max_n: int,
     samples: int | None,
@@ -291,6 +298,14 @@ def replay(
         raise UsageError(
             f"--layers {layers!r} is not a list of layer numbers; write e.g. 12,16,20"
         ) from None
+    try:
+        grid = [float(x) for x in c_grid.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(
+            f"--c-grid {c_grid!r} is not a list of numbers; write e.g. 0.005,0.02,0.05"
+        ) from None
+    if any(not 0 < g < 1e6 for g in grid):
+        raise UsageError(f"--c-grid {c_grid!r}: every C must be above 0 (and below 1e6)")
     for s in sets:
         layer = parse_feature_set(s)[1]
         if layer is not None and layer not in tapped:
@@ -303,6 +318,7 @@ def replay(
             layers=tapped,
             k=folds,
             c=c,
+            c_grid=grid,
             precision=precision,
             max_n=max_n,
             samples=samples,

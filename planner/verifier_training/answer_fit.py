@@ -10,6 +10,7 @@ counts only where it beats the best of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ class AnswerFit:
     baseline_thresholds: dict[str, np.ndarray]  # name -> (n,) its fold's threshold
     #: (fold, head, the problems it was trained on, the problems it scores)
     heads: list[tuple[int, ValueHead, list[str], list[str]]] = field(default_factory=list)
+    #: each fold's L2 strength C (chosen on its training problems alone when a grid was given)
+    c_by_fold: list[float] = field(default_factory=list)
 
     def aucs(self, y: np.ndarray, task: np.ndarray | None = None) -> dict[str, float | None]:
         """AUC over all answers, or (with ``task``) the mean within one problem's answers."""
@@ -59,6 +62,7 @@ class AnswerFit:
             "folds": self.k,
             "auc_out_of_fold": a,
             "best_baseline": best,
+            **({"c_by_fold": self.c_by_fold} if self.c_by_fold else {}),
             "head_minus_best_baseline": None
             if head is None or best is None
             else round(head - base[best], 4),
@@ -77,6 +81,28 @@ def within_problem_auc(values: np.ndarray, y: np.ndarray, task: np.ndarray) -> f
     ]
     kept = [a for a in per if a is not None]
     return float(np.mean(kept)) if kept else None
+
+
+def choose_c(
+    x: np.ndarray, y: np.ndarray, task: np.ndarray, grid: Sequence[float], k: int = 4
+) -> float:
+    """The grid's L2 strength with the best AUC over inner folds by problem, on training rows
+    only (nested cross-validation: the outer fold's problems never choose their own C)."""
+    folds = assign_folds(task.tolist(), k)
+    fold = np.array([folds[t] for t in task])
+    best, best_auc = grid[0], -1.0
+    for c in grid:
+        values = np.full(len(y), np.nan)
+        for f in range(k):
+            train, test = fold != f, fold == f
+            if len(np.unique(y[train])) < 2 or not test.any():
+                continue
+            values[test] = ValueHead.fit_logistic(x[train], y[train], c=c).predict(x[test])
+        seen = ~np.isnan(values)
+        score = auc(values[seen], y[seen]) if seen.any() else None
+        if score is not None and score > best_auc:
+            best, best_auc = c, score
+    return float(best)
 
 
 def _split(tasks: list[str], seed: int) -> set[str]:
@@ -102,12 +128,14 @@ def cross_fit_answers(
     model_name: str = "",
     data_id: str = "",
     confidence: bool = False,
+    c_grid: Sequence[float] = (),
 ) -> AnswerFit:
     """``confidence``: the head reads the answer's length and token log-probabilities beside
     the hidden states (offline only: the runtime's verifiers see no log-probabilities yet, so
     no head file is kept; its values and AUCs say what passing them would buy). A feature set
     on an intermediate layer (``last+mean@16``) keeps heads that name the layer: the runtime
-    taps it (``Context(hidden_layer=...)``)."""
+    taps it (``Context(hidden_layer=...)``). ``c_grid``: each fold's C is chosen from it by
+    :func:`choose_c` on that fold's fitting rows alone (else ``c`` for every fold)."""
     from planner.verifier_training.answers import parse_feature_set
 
     base_features, layer = parse_feature_set(features)
@@ -124,6 +152,7 @@ def cross_fit_answers(
     baselines = {name: np.full(len(y), np.nan) for name in BASELINE_SETS}
     baseline_thresholds = {name: np.full(len(y), np.nan) for name in BASELINE_SETS}
     heads: list[tuple[int, ValueHead, list[str], list[str]]] = []
+    c_by_fold: list[float] = []
     for f in range(k):
         train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         tasks = sorted(set(feats.task[train].tolist()), key=task_number)
@@ -132,7 +161,9 @@ def cross_fit_answers(
         fit_rows, cal_rows = train[~in_calib], train[in_calib]
         if len(np.unique(y[fit_rows])) < 2:
             raise HeadError("a fold's training answers all passed or all failed; collect more")
-        head = ValueHead.fit_logistic(x[fit_rows], y[fit_rows], c=c)
+        c_f = choose_c(x[fit_rows], y[fit_rows], feats.task[fit_rows], c_grid) if c_grid else c
+        c_by_fold.append(c_f)
+        head = ValueHead.fit_logistic(x[fit_rows], y[fit_rows], c=c_f)
         threshold = calibrate_threshold(head.predict(x[cal_rows]), y[cal_rows], precision)
         values[test] = head.predict(x[test])
         thresholds[test] = threshold
@@ -161,7 +192,16 @@ def cross_fit_answers(
                 model.predict_proba(bx[cal_rows])[:, 1], y[cal_rows], precision
             )
     name = f"{features}+confidence" if confidence else features
-    return AnswerFit(name, k, values, thresholds, baselines, baseline_thresholds, heads)
+    return AnswerFit(
+        name,
+        k,
+        values,
+        thresholds,
+        baselines,
+        baseline_thresholds,
+        heads,
+        c_by_fold if c_grid else [],
+    )
 
 
 def save_heads(fit: AnswerFit, out_dir: Path, stem: str, y: np.ndarray) -> Path:

@@ -182,6 +182,7 @@ def replay_report(
     layers: Sequence[int] = (),
     k: int = 5,
     c: float = 0.05,
+    c_grid: Sequence[float] = (),
     precision: float = 0.85,
     max_n: int = 8,
     samples: int | None = None,
@@ -223,6 +224,7 @@ def replay_report(
             features=fs,
             k=k,
             c=c,
+            c_grid=c_grid,
             precision=precision,
             model_name=reader,
             data_id=path.name,
@@ -235,7 +237,7 @@ def replay_report(
     best = fits[best_fs]
     # offline: the best head also reading the answer's confidence (no runtime head yet)
     conf = cross_fit_answers(
-        feats, features=best_fs, k=k, c=c, precision=precision, confidence=True
+        feats, features=best_fs, k=k, c=c, c_grid=c_grid, precision=precision, confidence=True
     )
     fits[conf.features] = conf
     aucs[conf.features] = conf.report(y, feats.task)
@@ -279,6 +281,8 @@ def replay_report(
         "answers_passed": int(y.sum()),
         "features_cost": {"tokens_processed": feats.tokens_processed, "cpu_s": feats.cpu_s},
         "layers_tapped": list(feats.layers),
+        "c": c,
+        "c_grid": list(c_grid),
         "heads": aucs,
         "replayed_with": best_fs,
         "rules": results,
@@ -312,7 +316,17 @@ def report_markdown(report: dict[str, Any]) -> str:
         + "; features cost "
         f"{report['features_cost']['tokens_processed']} tokens, "
         f"{report['features_cost']['cpu_s']} CPU-s. Heads and baselines cross-fitted by "
-        "problem on the same folds. AUC: out of fold, over all answers; within: the mean AUC "
+        "problem on the same folds"
+        + (
+            f" (each fold's L2 strength C chosen from {report['c_grid']} by an inner "
+            "cross-validation on its own training problems; the replayed heads': "
+            f"{report['heads'][report['replayed_with']].get('c_by_fold')})"
+            if report.get("c_grid")
+            else f" (C = {report['c']})"
+            if "c" in report
+            else ""
+        )
+        + ". AUC: out of fold, over all answers; within: the mean AUC "
         "among one problem's own answers (problems with both outcomes), what ranking needs.",
         "",
         "| features | head AUC | length | mean logprob | min logprob | the three combined "

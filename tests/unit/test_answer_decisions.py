@@ -228,3 +228,19 @@ def test_first_samples_keeps_greedy_and_the_first_k() -> None:
         (f"HumanEval/{t}", s) for t in range(2) for s in ("eval:g.jsonl", "s0", "s1")
     ]
     assert first_samples(rows, None) == rows
+
+
+def test_a_c_grid_is_chosen_per_fold_on_its_training_problems_alone() -> None:
+    from planner.verifier_training.answer_fit import choose_c
+
+    feats = _features(n_tasks=24)
+    fit = cross_fit_answers(feats, features="last", k=4, c_grid=(1e-4, 1.0))
+    assert len(fit.c_by_fold) == 4 and set(fit.c_by_fold) <= {1e-4, 1.0}
+    assert fit.report(feats.y)["c_by_fold"] == fit.c_by_fold
+    assert fit.heads and fit.report(feats.y)["auc_out_of_fold"]["head"] > 0.9
+    # on rows whose labels a head cannot learn, no C beats the first of the grid
+    x, task = feats.last, feats.task
+    noise = np.random.default_rng(3).integers(0, 2, len(task))
+    assert choose_c(x, feats.y.astype(int), task, (1e-4, 1.0)) in (1e-4, 1.0)
+    assert choose_c(np.zeros_like(x), noise, task, (1e-4, 1.0)) == 1e-4
+    assert cross_fit_answers(feats, features="last", k=4).c_by_fold == []
