@@ -440,21 +440,18 @@ def test_vgb_over_answers_samples_at_the_requests_temperature(smol: Model) -> No
         plain.close()
 
 
-@pytest.mark.parametrize("features", ["last", "mean", "last+mean"])
-def test_the_runtime_reads_an_answer_as_the_trainer_did(
-    smol: Model, smol_path: object, features: str
-) -> None:
-    """A head's value of a finished answer is the same whether the latent verifier computed it
-    while decoding or the trainer computed it from the stored rollout."""
+def _decode_and_read(smol: Model, head: ValueHead, layers: tuple[int, ...] = ()):  # type: ignore[no-untyped-def]
+    """Decode HumanEval/0 with ``head`` as a latent verifier, then read the answer as the
+    trainer does (tapping ``layers``): (the generation, its answer features)."""
     from planner.quality.dataset import load_humaneval
     from planner.quality.harness import build_prompt
     from planner.verifier_training.answers import answer_features
     from planner.verifier_training.rollouts import Rollout
 
-    head = _answer_head(smol.n_embd, features)
     problem = load_humaneval()[0]
     rt = Runtime(RuntimeSettings(), model=smol, verifier=LatentVerifier(head))
     try:
+        assert rt.ctx.hidden_layer == head.metadata.layer  # the context taps the head's layer
         gen = rt.generate(rt.prompt_tokens(build_prompt(problem)), max_tokens=32)
     finally:
         rt.close()
@@ -466,7 +463,17 @@ def test_the_runtime_reads_an_answer_as_the_trainer_did(
         passed=False,
         status="f",
     )
-    feats = answer_features("smollm2-135m", "smollm2-135m", [rollout])
+    return gen, answer_features("smollm2-135m", "smollm2-135m", [rollout], layers=layers)
+
+
+@pytest.mark.parametrize("features", ["last", "mean", "last+mean"])
+def test_the_runtime_reads_an_answer_as_the_trainer_did(
+    smol: Model, smol_path: object, features: str
+) -> None:
+    """A head's value of a finished answer is the same whether the latent verifier computed it
+    while decoding or the trainer computed it from the stored rollout."""
+    head = _answer_head(smol.n_embd, features)
+    gen, feats = _decode_and_read(smol, head)
     offline = float(head.predict(feats.matrix(features))[0])
     assert gen.trace.final_value == pytest.approx(offline, abs=2e-3)
 
@@ -476,11 +483,6 @@ def test_a_head_on_a_middle_layer_reads_it_while_decoding_as_the_trainer_did(
 ) -> None:
     """A head fitted on layer 12's output gets that layer from the eval callback while
     decoding; its value of the finished answer is the trainer's, and not the final state's."""
-    from planner.quality.dataset import load_humaneval
-    from planner.quality.harness import build_prompt
-    from planner.verifier_training.answers import answer_features
-    from planner.verifier_training.rollouts import Rollout
-
     final = _answer_head(smol.n_embd, "last+mean")
     head = ValueHead(
         final.metadata.model_copy(update={"layer": 12}),
@@ -489,22 +491,7 @@ def test_a_head_on_a_middle_layer_reads_it_while_decoding_as_the_trainer_did(
         mean=final.mean,
         scale=final.scale,
     )
-    problem = load_humaneval()[0]
-    rt = Runtime(RuntimeSettings(), model=smol, verifier=LatentVerifier(head))
-    try:
-        assert rt.ctx.hidden_layer == 12
-        gen = rt.generate(rt.prompt_tokens(build_prompt(problem)), max_tokens=32)
-    finally:
-        rt.close()
-    rollout = Rollout(
-        task_id=problem.task_id,
-        sample="s0",
-        completion=gen.text,
-        tokens=gen.tokens,
-        passed=False,
-        status="f",
-    )
-    feats = answer_features("smollm2-135m", "smollm2-135m", [rollout], layers=(12,))
+    gen, feats = _decode_and_read(smol, head, layers=(12,))
     offline = float(head.predict(feats.matrix("last+mean@12"))[0])
     assert gen.trace.final_value == pytest.approx(offline, abs=2e-3)
     on_final = float(final.predict(feats.matrix("last+mean"))[0])
