@@ -138,3 +138,25 @@ def test_regenerate_options_are_refused_where_they_cannot_apply(tmp_path: Path) 
         assert result.exit_code != 0, (args, result.output)
         assert [needle in ln for ln in _error_lines(result.output)] == [True], result.output
     assert not (tmp_path / "r.jsonl").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--c-grid", "abc"], "not a list of numbers"),
+        (["--c-grid", "0,1"], "above 0"),
+        (["--layers", "1,a"], "not a list of layer numbers"),
+        (["--features", "last@x"], "unknown feature set"),
+        (["--features", "last+mean@16"], "add it to --layers"),
+    ],
+)
+def test_replay_refuses_bad_layers_grids_and_feature_sets_before_reading(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    rollouts = tmp_path / "r.jsonl"
+    rollouts.write_text("")  # never read: the options are checked first
+    _register()
+    result = CliRunner().invoke(cli, ["verifier", "replay", "--rollouts", str(rollouts), *args])
+    assert result.exit_code == 2, result.output
+    (line,) = _error_lines(result.output)
+    assert says in line
