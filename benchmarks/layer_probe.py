@@ -156,7 +156,7 @@ def main() -> int:
             "c": args.c,
             "feature_tokens_processed": feats.tokens_processed,
             "feature_cpu_s": feats.cpu_s,
-            "features_cache": str(cache),
+            "features_cache": cache.name,  # under the home's cache/features unless --cache
             "elapsed_s": round(elapsed, 1),
         },
         "results": results,
