@@ -62,17 +62,15 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     from rich.progress import Progress
 
+    from planner.capacity.cpu_probe import gguf_shape
     from planner.verifier_training.answer_fit import cross_fit_answers
     from planner.verifier_training.answers import cached_answer_features
     from planner.verifier_training.fit import task_number
     from planner.verifier_training.rollouts import load_rollouts
-    from runtime.engine.llama import Model
     from runtime.home import home
     from runtime.models.fetch import model_path
 
-    model = Model(model_path(MODEL))
-    n_layer = model.n_layer
-    model.close()
+    n_layer = gguf_shape(model_path(MODEL)).layers
 
     layers = tuple(sorted({int(x) for x in args.layers.split(",")}))
     cache = args.cache or home().cache / "features" / (

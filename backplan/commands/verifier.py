@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from backplan.options import model_option
 from backplan.progress import job_progress
 from planner.quality.results import EVAL_MODEL
+
+T = TypeVar("T", int, float)
+
+
+def _numbers(text: str, cast: Callable[[str], T], option: str, what: str, example: str) -> list[T]:
+    """A comma-separated option's values, or one line that says how to write it."""
+    from runtime.errors import UsageError
+
+    try:
+        return [cast(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r} is not a list of {what}; write e.g. {example}"
+        ) from None
 
 
 @click.group(name="verifier")
@@ -292,18 +308,8 @@ def replay(
     from runtime.errors import UsageError
 
     sets = [s.strip() for s in feature_sets.split(",") if s.strip()]
-    try:
-        tapped = sorted({int(x) for x in layers.split(",") if x.strip()})
-    except ValueError:
-        raise UsageError(
-            f"--layers {layers!r} is not a list of layer numbers; write e.g. 12,16,20"
-        ) from None
-    try:
-        grid = [float(x) for x in c_grid.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(
-            f"--c-grid {c_grid!r} is not a list of numbers; write e.g. 0.005,0.02,0.05"
-        ) from None
+    tapped = sorted(set(_numbers(layers, int, "--layers", "layer numbers", "12,16,20")))
+    grid = _numbers(c_grid, float, "--c-grid", "numbers", "0.005,0.02,0.05")
     if any(not 0 < g < 1e6 for g in grid):
         raise UsageError(f"--c-grid {c_grid!r}: every C must be above 0 (and below 1e6)")
     for s in sets:

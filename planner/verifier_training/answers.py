@@ -274,12 +274,12 @@ def answer_features(
         last, mean, length, mean_lp, min_lp = [], [], [], [], []
         layer_last: list[np.ndarray] = []
         layer_mean: list[np.ndarray] = []
-        tapped: dict[int, list[np.ndarray]] = {}
+        chunks: list[np.ndarray] = []  # an answer's tapped rows per chunk: (layers, rows, n_embd)
+        tap = ctx.tap
 
         def copy_taps() -> None:
-            if ctx.tap is not None:
-                for i in layers:
-                    tapped[i].append(ctx.tap.rows(i).copy())
+            if tap is not None:
+                chunks.append(np.stack([tap.rows(i) for i in layers]))  # a copy
 
         for i, r in enumerate(rollouts):
             prompt = chat_prompt_tokens(
@@ -289,15 +289,17 @@ def answer_features(
             answer = answer[: max(1, n_ctx - len(prompt) - 1)]
             if not answer:  # an empty answer: its features are the prompt's end
                 answer = main.tokenize("\n", add_special=False, parse_special=False)
-            tapped.clear()
-            tapped.update({i: [] for i in layers})
+            chunks.clear()
             hidden, logprobs = read.read(
-                prompt, answer, with_logprobs=reader is main, after_chunk=copy_taps
+                prompt,
+                answer,
+                with_logprobs=reader is main,
+                after_chunk=copy_taps if layers else None,
             )
             if layers:
-                per = [np.concatenate(tapped[i]) for i in layers]
-                layer_last.append(np.stack([rows[-1] for rows in per]))
-                layer_mean.append(np.stack([rows.mean(axis=0) for rows in per]))
+                rows = np.concatenate(chunks, axis=1)
+                layer_last.append(rows[:, -1])
+                layer_mean.append(rows.mean(axis=1))
             if reader is not main:
                 _, logprobs = read_main.read(prompt, answer, with_logprobs=True)
             last.append(hidden[-1])

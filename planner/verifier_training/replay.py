@@ -294,6 +294,15 @@ def report_markdown(report: dict[str, Any]) -> str:
     def f(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
+    if report.get("c_grid"):
+        chose = report["heads"][report["replayed_with"]].get("c_by_fold")
+        fit_note = (
+            f" (each fold's L2 strength C chosen from {report['c_grid']} by an inner "
+            f"cross-validation on its own training problems; the replayed heads': {chose})"
+        )
+    else:
+        fit_note = f" (C = {report['c']})" if "c" in report else ""
+
     lines = [
         f"# Replay: whole-answer decisions on {report['rollouts']}",
         "",
@@ -316,18 +325,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         + "; features cost "
         f"{report['features_cost']['tokens_processed']} tokens, "
         f"{report['features_cost']['cpu_s']} CPU-s. Heads and baselines cross-fitted by "
-        "problem on the same folds"
-        + (
-            f" (each fold's L2 strength C chosen from {report['c_grid']} by an inner "
-            "cross-validation on its own training problems; the replayed heads': "
-            f"{report['heads'][report['replayed_with']].get('c_by_fold')})"
-            if report.get("c_grid")
-            else f" (C = {report['c']})"
-            if "c" in report
-            else ""
-        )
-        + ". AUC: out of fold, over all answers; within: the mean AUC "
-        "among one problem's own answers (problems with both outcomes), what ranking needs.",
+        f"problem on the same folds{fit_note}. AUC: out of fold, over all answers; within: "
+        "the mean AUC among one problem's own answers (problems with both outcomes), what "
+        "ranking needs.",
         "",
         "| features | head AUC | length | mean logprob | min logprob | the three combined "
         "| head - best baseline | head AUC within | combined within |",
