@@ -24,13 +24,9 @@ rules with a layer's head. The first ``--problems`` problems' rollouts are read 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from report import machine_meta, publish, three  # noqa: E402  (benchmarks/report.py, beside this)
 
 ROLLOUTS = ROOT / "benchmarks" / "results" / "rollouts" / "qwen2.5-coder-0.5b_t0.8_n8.jsonl"
 MODEL = "qwen2.5-coder-0.5b"
@@ -140,9 +138,7 @@ def main() -> int:
     elapsed = time.perf_counter() - started
     report = {
         "meta": {
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
+            **machine_meta(),
             "model": MODEL,
             "rollouts_file": str(ROLLOUTS.relative_to(ROOT)),
             "problems": len(set(task_ids.tolist())),
@@ -159,21 +155,13 @@ def main() -> int:
         },
         "results": results,
     }
-    text = _markdown(report)
-    print(text)
-    if args.results is not None:
-        from runtime.atomic import write_text_atomic
-
-        write_text_atomic(args.results / "layer_probe.json", json.dumps(report, indent=2) + "\n")
-        write_text_atomic(args.results / "layer_probe.md", text)
+    publish(report, _markdown(report), args.results, "layer_probe")
     return 0
 
 
 def _markdown(report: dict[str, Any]) -> str:
     m = report["meta"]
-
-    def f(v: float | None) -> str:
-        return "-" if v is None else f"{v:.3f}"
+    f = three
 
     lines = [
         f"# Intermediate layers as a whole-answer head's input ({m['model']}, "

@@ -30,12 +30,8 @@ absent: about 50 minutes on 2 cores for the 1476 stored answers).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import platform
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +42,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from report import machine_meta, publish, three  # noqa: E402  (benchmarks/report.py, beside this)
 
 ROLLOUTS = ROOT / "benchmarks" / "results" / "rollouts" / "qwen2.5-coder-0.5b_t0.8_n8.jsonl"
 MODEL = "qwen2.5-coder-0.5b"
@@ -233,9 +231,7 @@ def main() -> int:
     replayed = replay(attempts, y, feats.length, rules, oracle_n=sorted({2, 4, n_max}))
     report = {
         "meta": {
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
+            **machine_meta(),
             "model": MODEL,
             "rollouts_file": str(ROLLOUTS.relative_to(ROOT)),
             "features": args.features,
@@ -254,21 +250,13 @@ def main() -> int:
         "greedy_bonus_passed": {str(b): r["passed"] for b, r in bonus_runs.items()},
         "rules": replayed,
     }
-    text = _markdown(report)
-    print(text)
-    if args.results is not None:
-        from runtime.atomic import write_text_atomic
-
-        write_text_atomic(args.results / "rank_heads.json", json.dumps(report, indent=2) + "\n")
-        write_text_atomic(args.results / "rank_heads.md", text)
+    publish(report, _markdown(report), args.results, "rank_heads")
     return 0
 
 
 def _markdown(report: dict[str, Any]) -> str:
     m = report["meta"]
-
-    def f(v: float | None) -> str:
-        return "-" if v is None else f"{v:.3f}"
+    f = three
 
     lines = [
         f"# Heads fitted to rank a problem's own answers ({m['model']}, {m['problems']} "
