@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from planner.verifier_training.rules import Attempts, Rule
+    from planner.verifier_training.rules import Rule
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -81,18 +81,6 @@ def cross_fit_rank(
     return out
 
 
-def per_problem_auc(values: np.ndarray, y: np.ndarray, task: np.ndarray) -> dict[str, float]:
-    from planner.verifier_training.fit import auc
-
-    out = {}
-    for t in np.unique(task):
-        rows = task == t
-        a = auc(values[rows], y[rows]) if len(np.unique(y[rows])) == 2 else None
-        if a is not None:
-            out[str(t)] = a
-    return out
-
-
 def bootstrap_diff(
     a: dict[str, float], b: dict[str, float], n: int = 2000, seed: int = 0
 ) -> list[float]:
@@ -104,21 +92,12 @@ def bootstrap_diff(
     return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
 
 
-def regenerate_then_rank(
-    values: np.ndarray, thresholds: np.ndarray, rank: np.ndarray, n: int
-) -> Rule:
-    """Greedy; while the best absolute value so far is below its fold's threshold, the next
-    answer, up to N; the answer the rank head ranks first among those made."""
+def default_cache(layers: tuple[int, ...]) -> Path:
+    """Where the stored rollouts' features are cached, by the layers they tapped."""
+    from runtime.home import home
 
-    def rule(a: Attempts) -> tuple[int, list[int]]:
-        made = [a.rows[0]]
-        while max(values[i] for i in made) < thresholds[a.rows[0]] and len(made) < min(
-            n, len(a.rows)
-        ):
-            made.append(a.rows[len(made)])
-        return max(made, key=lambda i: (rank[i], -made.index(i))), made
-
-    return rule
+    suffix = (".layers-" + "-".join(map(str, layers))) if layers else ""
+    return home().cache / "features" / f"{MODEL}_t0.8_n8{suffix}.npz"
 
 
 def main() -> int:
@@ -133,18 +112,25 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     from rich.progress import Progress
 
-    from planner.verifier_training.answer_fit import cross_fit_answers, within_problem_auc
+    from planner.verifier_training.answer_fit import (
+        cross_fit_answers,
+        per_problem_auc,
+        within_problem_auc,
+    )
     from planner.verifier_training.answers import cached_answer_features
     from planner.verifier_training.fit import assign_folds, auc
     from planner.verifier_training.replay import attempts_by_problem, replay
     from planner.verifier_training.rollouts import load_rollouts
-    from planner.verifier_training.rules import best_of, greedy_rule, sample_rule
-    from runtime.home import home
+    from planner.verifier_training.rules import (
+        best_of,
+        greedy_rule,
+        regenerate_below,
+        sample_rule,
+    )
 
     layers = tuple(sorted({int(v) for v in args.layers.split(",") if v.strip()}))
     grid = [float(v) for v in args.c_grid.split(",")]
-    suffix = (".layers-" + "-".join(map(str, layers))) if layers else ""
-    cache = args.cache or home().cache / "features" / f"{MODEL}_t0.8_n8{suffix}.npz"
+    cache = args.cache or default_cache(layers)
     cache.parent.mkdir(parents=True, exist_ok=True)
     _, rollouts = load_rollouts(ROLLOUTS)
     with Progress(transient=True) as bar:
@@ -215,11 +201,12 @@ def main() -> int:
             if name.startswith("rank"):
                 rules[
                     f"regenerate below the absolute head's threshold, up to {n}, pick by {name}"
-                ] = regenerate_then_rank(absolute.values, absolute.thresholds, v, n)
+                ] = regenerate_below(absolute.values, absolute.thresholds, n, pick=v)
     # the greedy answer's head start: the best rank head's standardised score plus BONUS for
     # the greedy answer, BONUS chosen here on the same problems (an optimistic bound, not a
     # cross-fitted rule: if even this does not beat greedy, no bonus will)
-    rank_z = (signals[best_rank][1] - signals[best_rank][1].mean()) / signals[best_rank][1].std()
+    best_values = signals[best_rank][1]
+    rank_z = (best_values - best_values.mean()) / best_values.std()
     is_greedy = np.array([s.startswith("eval:") for s in feats.sample.tolist()], dtype=float)
     bonus_runs = {
         b: replay(attempts, y, feats.length, {"r": best_of(rank_z + b * is_greedy, n_max)})[0]

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rank_heads import CONFIDENCE, MODEL, ROLLOUTS, cross_fit_rank  # noqa: E402
+from rank_heads import CONFIDENCE, MODEL, ROLLOUTS, cross_fit_rank, default_cache  # noqa: E402
 from report import machine_meta, publish, three  # noqa: E402
 
 LOW = ROOT / "benchmarks" / "results" / "rollouts" / "qwen2.5-coder-0.5b_t0.4_n2.jsonl"
@@ -60,7 +60,7 @@ def main() -> int:
     )
     from runtime.home import home
 
-    cache = args.cache or home().cache / "features" / f"{MODEL}_t0.8_n8.layers-18.npz"
+    cache = args.cache or default_cache((18,))
     cache.parent.mkdir(parents=True, exist_ok=True)
     checks_cache = args.checks_cache or home().cache / "features" / "example_checks.json"
     _, high = load_rollouts(ROLLOUTS)
@@ -104,6 +104,7 @@ def main() -> int:
     for t_sample in (0.4, 0.8):
         every = attempts(t_sample)
         used = np.array(sorted(i for a in every for i in a.rows[1:]))
+        shown = np.concatenate([a.rows for a in every])  # greedy + the samples replayed
         rules: dict[str, Rule | list[Rule]] = {"greedy": greedy_rule}
         for n in range(2, EXTRA + 2):
             for name, v in signals.items():
@@ -122,11 +123,7 @@ def main() -> int:
                 "samples_passed": int(y[used].sum()),
                 "head_auc_on_samples": auc(absolute.values[used], y[used]),
                 "auc_within_problem": {
-                    name: within_problem_auc(
-                        v[np.concatenate([a.rows for a in every])],
-                        y[np.concatenate([a.rows for a in every])],
-                        task[np.concatenate([a.rows for a in every])],
-                    )
+                    name: within_problem_auc(v[shown], y[shown], task[shown])
                     for name, v in signals.items()
                 },
                 "rules": replay(every, y, feats.length, rules, oracle_n=list(range(2, EXTRA + 2))),

@@ -70,16 +70,21 @@ class AnswerFit:
         }
 
 
+def per_problem_auc(values: np.ndarray, y: np.ndarray, task: np.ndarray) -> dict[str, float]:
+    """The AUC among each problem's own answers, for the problems with both outcomes."""
+    out: dict[str, float] = {}
+    for t in np.unique(task):
+        rows = task == t
+        if len(np.unique(y[rows])) == 2 and (a := auc(values[rows], y[rows])) is not None:
+            out[str(t)] = a
+    return out
+
+
 def within_problem_auc(values: np.ndarray, y: np.ndarray, task: np.ndarray) -> float | None:
     """The mean AUC among each problem's own answers, over problems with both outcomes: how
     well a signal ranks a problem's attempts, which best-of-N needs (an AUC over all answers
     also rewards knowing which problems are hard)."""
-    per = [
-        auc(values[task == t], y[task == t])
-        for t in np.unique(task)
-        if len(np.unique(y[task == t])) == 2
-    ]
-    kept = [a for a in per if a is not None]
+    kept = list(per_problem_auc(values, y, task).values())
     return float(np.mean(kept)) if kept else None
 
 

@@ -65,14 +65,20 @@ def best_of(score: np.ndarray, n: int) -> Rule:
     return rule
 
 
-def regenerate_below(values: np.ndarray, thresholds: np.ndarray, n: int) -> Rule:
+def regenerate_below(
+    values: np.ndarray, thresholds: np.ndarray, n: int, pick: np.ndarray | None = None
+) -> Rule:
+    """``pick``: the score that chooses among the answers made (default: the values that
+    decide when to stop), e.g. a head that ranks but is not calibrated to decide."""
+    rank = values if pick is None else pick
+
     def rule(a: Attempts) -> tuple[int, list[int]]:
         made = [a.rows[0]]
         while values[_best(made, lambda i: (values[i],))] < thresholds[a.rows[0]] and len(
             made
         ) < min(n, len(a.rows)):
             made.append(a.rows[len(made)])
-        return _best(made, lambda i: (values[i],)), made
+        return _best(made, lambda i: (rank[i],)), made
 
     return rule
 
